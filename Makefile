@@ -1,0 +1,38 @@
+# Two commands do all set-up: `make demo` and `make test`. Both create .venv if missing and are
+# no-ops for the install step once .venv is up to date with pyproject.toml and the constraints.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.emoclip-installed
+PROFILE ?= synthetic
+RUN_DIR ?= runs/demo
+SEED ?= 0
+
+.PHONY: install demo test test-lib test-notebooks lab bench gpu-smoke clean-venv
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned, so that pip takes the CPU build on CPU machines instead of CUDA wheels
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name emoclip --display-name "Python (emoclip)" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/emoclip reproduce --profile $(PROFILE) --out $(RUN_DIR) -p seed $(SEED)
+
+test: test-lib test-notebooks
+
+test-lib: install
+	$(PY) -m pytest -q tests
+
+test-notebooks: install
+	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks
+
+clean-venv:
+	rm -rf $(VENV)
