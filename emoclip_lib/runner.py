@@ -165,6 +165,7 @@ def reproduce(
     force: bool = False,
     progress: bool = True,
     notebook_dir: Path = NOTEBOOK_DIR,
+    profile_dir: Path = PROFILE_DIR,
 ) -> Path:
     """Run the profile's notebooks in order into `out`, resuming a matching unfinished run.
 
@@ -175,10 +176,11 @@ def reproduce(
         force: delete an existing run directory first.
         progress: show papermill's per-cell progress bar.
         notebook_dir: where the numbered notebooks live.
+        profile_dir: where named profiles live.
     """
     import papermill
 
-    profile = load_profile(profile_name)
+    profile = load_profile(profile_name, profile_dir)
     paths = notebook_paths(notebook_dir)
     if profile.get("notebooks"):
         paths = [p for p in paths if p.stem in profile["notebooks"] or p.stem[:2] in map(str, profile["notebooks"])]
