@@ -11,7 +11,7 @@ import sys
 
 from .errors import UserError
 
-COMMAND_MODULES: tuple[str, ...] = ("cli_run",)
+COMMAND_MODULES: tuple[str, ...] = ("cli_run", "cli_data")
 
 
 def build_parser() -> argparse.ArgumentParser:
