@@ -71,7 +71,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", heads:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise UserError(f"{path} is not a readable PyTorch checkpoint ({err.__class__.__name__}: {err})") from err
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({err.__class__.__name__}: {first})") from err
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         model = _from_project_payload(obj, path)
     else:

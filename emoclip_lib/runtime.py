@@ -1,0 +1,106 @@
+"""Small run-time helpers shared by notebooks and commands: device choice, seeding, stage results."""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .io_utils import atomic_write_json
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """`auto` picks CUDA when available, else CPU; an explicit `cuda` without a GPU is an error.
+
+    Args:
+        device: "auto", "cpu", "cuda" or "cuda:N".
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={device!r} but no CUDA GPU is visible; use device='auto' or 'cpu'")
+    return torch.device(device)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch; on CPU, runs are then bit-for-bit repeatable.
+
+    Args:
+        seed: the run's single seed.
+        deterministic: ask torch for deterministic kernels where they exist.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def loader_settings(device: torch.device) -> dict[str, Any]:
+    """DataLoader settings: workers from the CPU count and pinned memory on CUDA, none on CPU.
+
+    Args:
+        device: where the model runs.
+    """
+    if device.type != "cuda":
+        return {"num_workers": 0, "pin_memory": False}
+    return {"num_workers": max(1, min(8, (os.cpu_count() or 2) - 1)), "pin_memory": True}
+
+
+def stage_path(run_dir: str | Path, stage: str) -> Path:
+    """Where notebook `stage` ("01".."05") writes its results JSON.
+
+    Args:
+        run_dir: the run directory.
+        stage: two-digit notebook number.
+    """
+    return Path(run_dir) / f"{stage}_results.json"
+
+
+def read_stage(run_dir: str | Path, stage: str) -> dict[str, Any]:
+    """Results of an earlier notebook; a clear error when it has not run yet.
+
+    Args:
+        run_dir: the run directory.
+        stage: two-digit notebook number.
+    """
+    path = stage_path(run_dir, stage)
+    if not path.is_file():
+        raise UserError(f"{path.name} not found in the run directory: run notebook {stage} first "
+                        "(or the whole chain with `emoclip reproduce`)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_stage(run_dir: str | Path, stage: str, results: dict[str, Any]) -> Path:
+    """Write a notebook's results JSON atomically.
+
+    Args:
+        run_dir: the run directory.
+        stage: two-digit notebook number.
+        results: JSON-serialisable results.
+    """
+    return atomic_write_json(results, stage_path(run_dir, stage))
+
+
+def rounded(value: Any, digits: int = 3) -> Any:
+    """Round every float in a nested structure (for the metric cells nbval compares).
+
+    Args:
+        value: numbers, lists, dicts.
+        digits: decimals kept.
+    """
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), digits)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

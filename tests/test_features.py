@@ -1,0 +1,232 @@
+"""Tests of sliding-window feature extraction, its disk cache and aggregation (emoclip_lib.features)."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from emoclip_lib import features
+from emoclip_lib.checkpoint import build_model
+from emoclip_lib.errors import DataError
+from emoclip_lib.faces import FaceCrop, FaceNotFound
+from emoclip_lib.model import ModelConfig, TemporalConfig
+from emoclip_lib.preprocess import CLIP_MEAN, CLIP_STD
+from emoclip_lib.video import window_indices, window_starts
+from test_faces import SKIN, draw_face
+
+CLIP_LEN, DOWNSAMPLE = 4, 2
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(ModelConfig(backbone="tiny", temporal=TemporalConfig(layers=1, heads=4)), seed=0).eval()
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
+    """Write RGB frames (H, W, 3) uint8 to an mp4 (mp4v)."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def random_video(path: Path, n: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (64, 48), interpolation=cv2.INTER_CUBIC)
+    return write_video(path, [np.roll(base, 2 * t, axis=1) for t in range(n)])
+
+
+def write_manifest(path: Path, rows: list[str]) -> Path:
+    path.write_text("path,subject,session,hallucination,apathy\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    root = tmp_path / "videos"
+    root.mkdir()
+    for k, n in enumerate((30, 21, 9)):
+        random_video(root / f"v{k}.mp4", n, seed=k)
+    manifest = write_manifest(tmp_path / "interviews.csv", ["v0.mp4,s1,a,3,1.5", "v1.mp4,s1,b,5,", "v2.mp4,s2,a,2,4"])
+    return manifest, root
+
+
+def test_windows_cover_the_video_and_only_their_frames_are_decoded(tmp_path, monkeypatch):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(23):  # frame i is uniformly 10 * i (PNG: lossless)
+        cv2.imwrite(str(folder / f"f{i}.png"), np.full((20, 24, 3), 10 * i, np.uint8))
+    decoded: list[int] = []
+    real_read = features.read_frames
+    monkeypatch.setattr(features, "read_frames", lambda p, idx: decoded.extend(idx) or real_read(p, idx))
+
+    def encode(clips: torch.Tensor) -> torch.Tensor:  # (B, T, 3, S, S) -> (B, T): the frame index
+        return ((clips[:, :, 0, 0, 0] * CLIP_STD[0] + CLIP_MEAN[0]) * 255.0 / 10.0).round()
+
+    starts, emb = features.window_embeddings(encode, folder, clip_len=4, downsample=2, stride=3, size=8,
+                                             device="cpu", batch=2)
+    np.testing.assert_array_equal(starts, window_starts(23, 4, 2, 3))
+    expected = np.stack([window_indices(23, 4, 2, s) for s in starts])  # (W, 4)
+    np.testing.assert_array_equal(emb, expected)
+    assert set(decoded) == set(expected.ravel().tolist())  # kept frames only, odd frames never decoded
+    assert expected[-1, -1] == 22  # the last kept frame is covered
+
+
+def test_encoders_match_manual_computation(model):
+    clips = torch.randn(2, 3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got_video = features.make_encoder(model, "emoclip").fn(clips)
+        got_avg = features.make_encoder(model, "clip_frame_avg").fn(clips)
+        torch.testing.assert_close(got_video, F.normalize(model.encode_video(clips), dim=-1))
+        manual = []
+        for clip in clips:
+            per_frame = torch.stack([model.backbone.encode_image(frame[None])[0] for frame in clip])  # (T, D)
+            per_frame = per_frame / per_frame.norm(dim=-1, keepdim=True)
+            mean = per_frame.mean(dim=0)
+            manual.append(mean / mean.norm())
+    torch.testing.assert_close(got_avg, torch.stack(manual), rtol=1e-5, atol=1e-6)
+    assert got_avg.shape == (2, 64)
+    with pytest.raises(features.UserError, match="unknown encoder"):
+        features.make_encoder(model, "farl")
+
+
+def test_weights_fingerprint_tracks_the_weights_each_encoder_uses(model):
+    def prints(m):
+        return {name: features.make_encoder(m, name).fingerprint for name in features.ENCODERS}
+
+    base = prints(model)
+    temporal = copy.deepcopy(model)
+    with torch.no_grad():
+        temporal.temporal.cls_token.add_(1e-3)
+    changed = prints(temporal)
+    assert changed["emoclip"] != base["emoclip"] and changed["clip_frame_avg"] == base["clip_frame_avg"]
+    visual = copy.deepcopy(model)
+    with torch.no_grad():
+        visual.backbone.visual.conv1.weight.mul_(1.01)
+    assert all(prints(visual)[k] != base[k] for k in base)
+    text = copy.deepcopy(model)
+    with torch.no_grad():
+        text.backbone.token_embedding.weight.add_(1.0)
+    assert prints(text) == base  # the text tower plays no part in video features
+
+
+def test_cache_key_changes_with_every_setting():
+    crop = FaceCrop()
+    args = dict(video_sha256="a" * 64, fingerprint="b" * 64, encoder="emoclip", clip_len=32, downsample=4,
+                stride=None, size=224, crop=None)
+    base = features.cache_key(**args)
+    assert features.cache_key(**{**args, "stride": 32}) == base  # None means clip_len
+    variants = {"video_sha256": "c" * 64, "fingerprint": "d" * 64, "encoder": "clip_frame_avg", "clip_len": 16,
+                "downsample": 2, "stride": 8, "size": 32, "crop": crop}
+    keys = {features.cache_key(**{**args, k: v}) for k, v in variants.items()}
+    assert len(keys) == len(variants) and base not in keys
+    assert features.cache_key(**{**args, "crop": FaceCrop(margin=0.4)}) != features.cache_key(**{**args, "crop": crop})
+
+
+def test_aggregate_math():
+    emb = np.arange(20, dtype=np.float64).reshape(5, 4) ** 1.5  # (W=5, D=4)
+    out = features.aggregate(emb, ("mean", "std", "max", "min", "median", "q10", "q90"))
+    expected = np.concatenate([emb.mean(0), emb.std(0), emb.max(0), emb.min(0), np.median(emb, 0),
+                               np.quantile(emb, 0.1, axis=0), np.quantile(emb, 0.9, axis=0)])
+    np.testing.assert_allclose(out, expected)
+    population_std = np.sqrt(((emb - emb.mean(0)) ** 2).mean(0))
+    np.testing.assert_allclose(features.aggregate(emb, ("std", "mean"))[:4], population_std)
+    np.testing.assert_array_equal(features.aggregate(emb[:1], ("mean", "std")), np.r_[emb[0], np.zeros(4)])
+    for bad in (("mode",), ("q0",), ("q100",), ()):
+        with pytest.raises(features.UserError):
+            features.aggregate(emb, bad)
+
+
+def test_extract_features_table_and_cache_hits(dataset, model, tmp_path, monkeypatch):
+    manifest, root = dataset
+    calls: list[str] = []
+    real = features.window_embeddings
+
+    def counting(encode_fn, path, *args, **kwargs):
+        calls.append(Path(path).name)
+        return real(encode_fn, path, *args, **kwargs)
+
+    monkeypatch.setattr(features, "window_embeddings", counting)
+    cache = tmp_path / "cache"
+    opts = dict(clip_len=CLIP_LEN, downsample=DOWNSAMPLE, progress=False)
+    first = features.extract_features(manifest, root, model, "emoclip", cache, **opts)
+    assert calls == ["v0.mp4", "v1.mp4", "v2.mp4"] and len(list(cache.glob("*.npz"))) == 3
+    assert list(first.columns) == ["path", "subject", "session", "hallucination", "apathy", "n_windows", "features"]
+    assert first["n_windows"].tolist() == [len(window_starts(n, CLIP_LEN, DOWNSAMPLE)) for n in (30, 21, 9)]
+    assert np.isnan(first.loc[1, "apathy"]) and first.loc[0, "hallucination"] == 3.0
+    starts, emb = real(features.make_encoder(model, "emoclip").fn, root / "v0.mp4", CLIP_LEN, DOWNSAMPLE, None,
+                       32, "cpu")
+    np.testing.assert_allclose(first.loc[0, "features"], features.aggregate(emb), rtol=1e-5, atol=1e-6)
+
+    again = features.extract_features(manifest, root, model, "emoclip", cache, **opts)
+    assert len(calls) == 3  # all three from the cache
+    np.testing.assert_array_equal(features.feature_matrix(again), features.feature_matrix(first))
+    more = features.extract_features(manifest, root, model, "emoclip", cache, stats=("mean", "max", "q90"), **opts)
+    assert len(calls) == 3 and features.feature_matrix(more).shape == (3, 3 * 64)
+    features.extract_features(manifest, root, model, "clip_frame_avg", cache, **opts)
+    features.extract_features(manifest, root, model, "emoclip", cache, stride=2, **opts)
+    assert len(calls) == 9 and len(list(cache.glob("*.npz"))) == 9
+
+
+def test_a_damaged_cache_entry_is_recomputed(dataset, model, tmp_path):
+    manifest, root = dataset
+    cache = tmp_path / "cache"
+    first = features.extract_features(manifest, root, model, cache_dir=cache, clip_len=4, progress=False)
+    for file in cache.glob("*.npz"):
+        file.write_bytes(b"truncated")
+    again = features.extract_features(manifest, root, model, cache_dir=cache, clip_len=4, progress=False)
+    np.testing.assert_array_equal(features.feature_matrix(again), features.feature_matrix(first))
+
+
+def test_subject_features_average_videos_and_scores():
+    table = pd.DataFrame({"path": ["a", "b", "c"], "subject": ["s2", "s1", "s2"], "session": ["1", "1", "2"],
+                          "x": [1.0, 4.0, np.nan], "y": [np.nan, 2.0, np.nan], "n_windows": [3, 3, 3],
+                          "features": [np.array([1.0, 2.0]), np.array([5.0, 5.0]), np.array([3.0, 0.0])]})
+    table.attrs["items"] = ["x", "y"]
+    out = features.subject_features(table)
+    assert out["subject"].tolist() == ["s1", "s2"] and out["n_videos"].tolist() == [1, 2]
+    np.testing.assert_allclose(features.feature_matrix(out), [[5.0, 5.0], [2.0, 1.0]])
+    assert out["x"].tolist() == [4.0, 1.0]  # s2's missing score is skipped
+    assert out.loc[0, "y"] == 2.0 and np.isnan(out.loc[1, "y"])  # all missing -> NaN
+
+
+def test_missing_video_names_the_manifest_line(dataset, model, tmp_path):
+    manifest, root = dataset
+    bad = write_manifest(tmp_path / "bad.csv", ["v0.mp4,s1,a,1,1", "gone.mp4,s2,a,1,1"])
+    with pytest.raises(DataError, match=r"bad\.csv:3: .*gone\.mp4 does not exist"):
+        features.extract_features(bad, root, model, cache_dir=tmp_path / "c", progress=False)
+    with pytest.raises(features.UserError, match="unknown statistic"):
+        features.extract_features(manifest, root, model, cache_dir=tmp_path / "c", stats=("avg",), progress=False)
+
+
+def test_face_crop_feeds_face_crops_and_reports_faceless_videos(tmp_path, model):
+    face = write_video(tmp_path / "face.mp4", [draw_face(160, 192, 90 + 2 * t, 80, 0.6) for t in range(10)])
+    seen: list[torch.Tensor] = []
+
+    def encode(clips: torch.Tensor) -> torch.Tensor:
+        seen.append(clips)
+        return clips.mean(dim=(1, 3, 4))  # (B, 3)
+
+    crop = FaceCrop(min_size=20, every=3)
+    features.window_embeddings(encode, face, clip_len=4, downsample=2, stride=None, size=32, device="cpu", crop=crop)
+    centre = seen[0][:, :, :, 14:18, 14:18].mean(dim=(0, 1, 3, 4))  # normalised RGB at the crop centre
+    rgb = (centre * torch.tensor(CLIP_STD) + torch.tensor(CLIP_MEAN)) * 255
+    assert (rgb - torch.tensor(SKIN, dtype=torch.float32)).abs().max() < 40
+
+    random_video(tmp_path / "noface.mp4", 10, seed=3)
+    manifest = write_manifest(tmp_path / "m.csv", ["face.mp4,s1,a,1,1", "noface.mp4,s2,a,2,2"])
+    with pytest.raises(FaceNotFound, match=r"m\.csv:3: no face found in .*noface\.mp4"):
+        features.extract_features(manifest, tmp_path, model, cache_dir=tmp_path / "c", clip_len=4, crop=crop,
+                                  progress=False)
+    fallback = FaceCrop(min_size=20, every=3, full_frame=True)
+    table = features.extract_features(manifest, tmp_path, model, cache_dir=tmp_path / "c", clip_len=4,
+                                      crop=fallback, progress=False)
+    assert features.feature_matrix(table).shape == (2, 128)
