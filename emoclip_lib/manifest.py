@@ -236,4 +236,5 @@ def read_interview_manifest(path: str | Path) -> tuple[list[InterviewRow], list[
 
 
 # Validation lives in its own module (size); import it from here.
-from .manifest_checks import Problem, ValidationReport, caption_problems, validate_manifest  # noqa: E402,F401
+from .manifest_checks import (Problem, ValidationReport, caption_problems, file_problems,  # noqa: E402,F401
+                              validate_manifest)

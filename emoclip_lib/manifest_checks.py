@@ -8,7 +8,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from tqdm.auto import tqdm
 
@@ -18,6 +18,17 @@ from .video import count_frames, read_frames
 
 if TYPE_CHECKING:
     from .manifest import ManifestRow
+
+
+class _HasPath(Protocol):
+    """A row with a path relative to the dataset root and its line in the manifest."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def row_number(self) -> int: ...
+
 
 _MOJIBAKE_MARKERS: tuple[str, ...] = ("锟斤拷", "烫烫烫", "屯屯屯", "ï»¿")
 
@@ -159,8 +170,19 @@ def _fold_problems(rows: list[ManifestRow]) -> list[Problem]:
     return problems
 
 
-def _file_problems(rows: list[ManifestRow], root: Path, check_decode: bool, progress: bool) -> list[Problem]:
-    """Each distinct path exists and, with `check_decode`, has >= 1 frame and its first frame decodes."""
+def file_problems(rows: Sequence[_HasPath], root: str | Path, check_decode: bool = True,
+                  progress: bool = False) -> list[Problem]:
+    """Each distinct path exists and, with `check_decode`, has >= 1 frame and its first frame decodes.
+
+    Args:
+        rows: manifest or interview rows (anything with `path` and `row_number`).
+        root: dataset root the paths are relative to.
+        check_decode: also count the frames and decode the first one.
+        progress: show a progress bar over the videos.
+    Returns:
+        one Problem per bad path, at its first row (later rows named in the message).
+    """
+    root = Path(root)
     by_path: dict[str, list[int]] = defaultdict(list)
     for row in rows:
         by_path[row.path].append(row.row_number)
@@ -206,6 +228,6 @@ def validate_manifest(rows: list[ManifestRow], root: str | Path, check_decode: b
     report.class_counts = {c: classes[c] for c in known if classes[c]}
     report.class_counts.update({c: n for c, n in sorted(classes.items()) if c not in known})
     problems = _row_problems(rows, known) + _fold_problems(rows)
-    problems += _file_problems(rows, Path(root), check_decode, progress)
+    problems += file_problems(rows, root, check_decode, progress)
     report.problems = sorted(problems, key=lambda p: p.row_number)
     return report

@@ -64,7 +64,7 @@ def refresh(paths: list[Path] | None = None) -> None:
     """
     import papermill
 
-    for path in paths or notebook_paths(NOTEBOOK_DIR):
+    for path in [p.resolve() for p in paths or notebook_paths(NOTEBOOK_DIR)]:
         papermill.execute_notebook(str(path), str(path), cwd=str(path.parent), kernel_name="emoclip")
         nb = clean_notebook(nbformat.read(path, as_version=4))
         nbformat.write(nb, path)

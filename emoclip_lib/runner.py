@@ -198,10 +198,16 @@ def reproduce(
             continue
         nb_params = {k: v for k, v in params.items() if k in declared[path.stem]}
         nb_params["run_dir"] = str(out)
-        papermill.execute_notebook(
-            str(path), str(out / path.name), parameters=nb_params, kernel_name=kernel,
-            cwd=str(path.parent), progress_bar=progress,
-        )
+        try:
+            papermill.execute_notebook(
+                str(path), str(out / path.name), parameters=nb_params, kernel_name=kernel,
+                cwd=str(path.parent), progress_bar=progress,
+            )
+        except papermill.PapermillExecutionError as err:
+            raise UserError(
+                f"{path.name} failed at cell {err.exec_count}: {err.ename}: {err.evalue} "
+                f"(executed notebook: {out / path.name}); fix it and run the same command again to resume"
+            ) from None
         record["completed"].append(path.stem)
         atomic_write_json(record, out / RUN_RECORD)
     return out

@@ -67,7 +67,7 @@ def test_unknown_parameter_is_an_error(project):
 def test_resume_after_a_crash_skips_finished_notebooks(project):
     fail = Path(str(project["log"]) + ".fail-02")
     fail.touch()
-    with pytest.raises(Exception, match="simulated crash"):
+    with pytest.raises(UserError, match="02_second.ipynb failed.*simulated crash.*resume"):
         _run(project, project["tmp"] / "run")
     assert json.loads((project["tmp"] / "run" / "run.json").read_text())["completed"] == ["01_first"]
     fail.unlink()

@@ -1,0 +1,164 @@
+"""Data preparation (notebook 01): synthetic world reuse, results layout, real-data conversion, errors."""
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+import pytest
+
+from emoclip_lib import prepare
+from emoclip_lib.errors import UserError
+from emoclip_lib.prepare import dataset_paths, load_results, prepare_data
+from emoclip_lib.prepare_views import (class_distribution, clip_lengths, facts, plot_clip_lengths, sample_frame_grid,
+                                       validation_table)
+from test_converters import COMPOUND, SINGLE, make_mafw
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    run = tmp_path_factory.mktemp("run")
+    return run, prepare_data(run, synth_size="tiny", seed=0, progress=False)
+
+
+def manifest_labels(path: Path) -> dict[str, str]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return {row["path"]: row["labels"] for row in csv.DictReader(handle)}
+
+
+def test_synthetic_results_layout(tiny_run: tuple[Path, dict]) -> None:
+    run, results = tiny_run
+    assert json.loads((run / "01_results.json").read_text(encoding="utf-8")) == results == load_results(run)
+    assert (results["dataset"], results["seed"], results["synth_size"]) == ("synthetic", 0, "tiny")
+    names = {role: e["name"] for role, e in results["datasets"].items()}
+    assert names == {"train": "mafw_like", "eval": "dfew_like", "interviews": "interviews"}
+    for role, entry in results["datasets"].items():
+        for key in ("manifest", "root"):
+            assert not Path(entry[key]).is_absolute() and ".." not in entry[key]
+        manifest, root = dataset_paths(run, role)
+        assert manifest == run / entry["manifest"] and manifest.is_file() and root.is_dir()
+    assert len(results["datasets"]["train"]["classes"]) == 11 and len(results["datasets"]["eval"]["classes"]) == 7
+    assert results["datasets"]["train"]["folds"] == [1, 2, 3, 4, 5]
+    assert (run / results["datasets"]["interviews"]["latent_scores"]).is_file()
+    assert results["datasets"]["interviews"]["items"]
+    for role in ("train", "eval"):
+        labels = manifest_labels(dataset_paths(run, role)[0])
+        stats = results["stats"][results["datasets"][role]["name"]]
+        assert stats["class_counts"] == Counter(labels.values())
+        singles = [c for c in stats["class_counts"] if "+" not in c]
+        assert singles == [c for c in results["datasets"][role]["classes"] if c in singles]  # canonical order
+        assert stats["samples"] == len(labels) and stats["rows"] == 5 * len(labels)
+        assert stats["problems"] == 0 and stats["dropped_samples"] == 0
+        assert 12 <= stats["frames"]["min"] <= stats["frames"]["median"] <= stats["frames"]["max"] <= 16
+    assert results["stats"]["mafw_like"]["compound"] == sum("+" in v for v in manifest_labels(
+        dataset_paths(run, "train")[0]).values())
+    assert results["problems_file"] is None and not (run / "01_problems.txt").exists()
+
+
+def test_views(tiny_run: tuple[Path, dict]) -> None:
+    run, results = tiny_run
+    counts = class_distribution(run, results)
+    for name, stats in results["stats"].items():
+        if name == "interviews":
+            continue
+        sub = counts[counts.dataset == name]
+        assert sub[sub.split == "all"].samples.sum() == stats["samples"]
+        assert sub[sub.split == "train"].samples.sum() + sub[sub.split == "test"].samples.sum() == stats["samples"]
+        compound = sub[(sub.split == "all") & (sub["class"] == "compound")].samples.sum()
+        assert compound == stats["compound"]
+    with pytest.raises(UserError, match="fold 9"):
+        class_distribution(run, results, fold=9)
+    lengths = clip_lengths(run, results)
+    assert len(lengths) == sum(s["samples"] for s in results["stats"].values())
+    assert lengths.groupby("dataset").frames.max().to_dict() == {n: s["frames"]["max"]
+                                                                  for n, s in results["stats"].items()}
+    hist = plot_clip_lengths(lengths)
+    assert [ax.get_title() for ax in hist.axes] == list(results["stats"])
+    assert [sum(b.get_height() for b in ax.patches) for ax in hist.axes] == [s["samples"]
+                                                                             for s in results["stats"].values()]
+    table = validation_table(results)
+    assert table.loc["mafw_like", "samples"] == results["stats"]["mafw_like"]["samples"]
+    text = facts(results)
+    assert f"mafw_like: {results['stats']['mafw_like']['samples']} clips" in text and "0 problems" in text
+    single = {v for v in manifest_labels(dataset_paths(run, "eval")[0]).values() if "+" not in v}
+    fig = sample_frame_grid(run, "eval", frames_per_clip=3, results=results)
+    assert np.asarray(fig.axes).size == 3 * len(single)
+    assert [ax.get_ylabel() for ax in fig.axes[::3]] == [c for c in results["datasets"]["eval"]["classes"]
+                                                         if c in single]
+
+
+def test_reuse_without_regeneration_and_regenerate_on_new_seed(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple] = []
+    real = prepare.generate_world
+
+    def counting(out_dir, size="small", seed=0, progress=True):
+        calls.append((size, seed))
+        return real(out_dir, size=size, seed=seed, progress=progress)
+
+    monkeypatch.setattr(prepare, "generate_world", counting)
+    first = prepare_data(tmp_path, synth_size="tiny", seed=0, check_decode=False, progress=False)
+    again = prepare_data(tmp_path, synth_size="tiny", seed=0, check_decode=False, progress=False)
+    assert calls == [("tiny", 0)] and again == first
+    (tmp_path / "data" / "mafw_like" / "videos" / "stale.mp4").write_bytes(b"")
+    other = prepare_data(tmp_path, synth_size="tiny", seed=1, check_decode=False, progress=False)
+    assert calls == [("tiny", 0), ("tiny", 1)]
+    assert json.loads((tmp_path / "data" / "world.json").read_text())["seed"] == 1 and other["seed"] == 1
+    assert not (tmp_path / "data" / "mafw_like" / "videos" / "stale.mp4").exists()
+
+
+def make_mafw_with_frames(root: Path) -> None:
+    make_mafw(root)
+    for folder in (root / "data" / "faces").iterdir():
+        for i in range(3 + int(folder.name) % 3):
+            cv2.imwrite(str(folder / f"{i}.png"), np.full((8, 8, 3), 30 * i, np.uint8))
+
+
+def test_real_dataset_strict_and_lenient(tmp_path: Path) -> None:
+    data, run = tmp_path / "MAFW", tmp_path / "run"
+    make_mafw_with_frames(data)  # clip 00010 has no frame folder and no video: one problem
+    with pytest.raises(UserError, match=r"(?s)1 data problem.*manifests/mafw.csv: row \d+: data/clips/00010.mp4"):
+        prepare_data(run, dataset="mafw", data_root=data, progress=False)
+    assert "00010.mp4" in (run / "01_problems.txt").read_text(encoding="utf-8")
+    assert not (run / "01_results.json").exists()
+
+    results = prepare_data(run, dataset="mafw", data_root=data, strict=False, progress=False)
+    train, evaluation = results["datasets"]["train"], results["datasets"]["eval"]
+    assert train == evaluation and set(results["datasets"]) == {"train", "eval"}
+    assert train["manifest"] == "manifests/mafw.clean.csv" and train["root"] == data.resolve().as_posix()
+    assert results["mafw_subset"] == "single" and results["synth_size"] is None
+    stats = results["stats"]["mafw"]
+    assert (stats["problems"], stats["dropped_samples"], stats["samples"]) == (1, 1, len(SINGLE) - 1)
+    assert stats["compound"] == 0 and stats["frames"] == {"min": 3, "median": 4.0, "mean": 4.0, "max": 5}
+    assert "00010" not in (run / train["manifest"]).read_text(encoding="utf-8")
+    assert results["problems_file"] == "01_problems.txt"
+
+    (data / "data" / "clips" / "00010.mp4").unlink(missing_ok=True)
+    every = prepare_data(tmp_path / "run2", dataset="mafw", data_root=data, mafw_subset="compound",
+                         check_decode=False, progress=False)
+    assert every["stats"]["mafw"]["samples"] == len(COMPOUND) and every["problems_file"] is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"dataset": "mafw"}, r"-p data_root /path/to/MAFW"),
+    ({"dataset": "dfew", "data_root": ""}, r"--profile dfew"),
+    ({"dataset": "casme"}, r"unknown dataset 'casme'"),
+    ({"data_root": "/somewhere"}, r"data_root is only for real datasets"),
+    ({"synth_size": "huge"}, r"unknown world size 'huge'"),
+])
+def test_parameter_errors(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        prepare_data(tmp_path, progress=False, **kwargs)
+
+
+def test_missing_results_and_unknown_role(tmp_path: Path, tiny_run: tuple[Path, dict]) -> None:
+    with pytest.raises(UserError, match="run notebooks/01_data_preparation.ipynb"):
+        load_results(tmp_path)
+    with pytest.raises(UserError, match="no 'test' data"):
+        dataset_paths(tiny_run[0], "test")
