@@ -10,6 +10,9 @@ from torch import nn
 from .errors import UserError
 
 
+OFFICIAL_FF_DIM = 2048  # the feed-forward size the official code passes as the per-head size
+
+
 @dataclass
 class TemporalConfig:
     """Shape of the temporal transformer that pools per-frame CLIP embeddings into one video embedding."""
@@ -22,6 +25,8 @@ class TemporalConfig:
     # MLP hidden size. None means 4 * d_model (2048 for ViT-B/32); the official layout has d_model (512).
     mlp_dim: int | None = None
     max_positions: int = 1024  # learnable positional table size (official: 1024 positions)
+    # "standard", or "official": unset sizes follow the official code (2048-d heads, d_model-wide MLP)
+    layout: str = "standard"
     init_std: float = 0.02  # std of the random CLS token / positional embedding initialisation
 
     @classmethod
@@ -34,7 +39,7 @@ class TemporalConfig:
             heads: attention heads.
             ff_dim: the feed-forward size the official constructor was given.
         """
-        return cls(layers=layers, heads=heads, head_dim=ff_dim, mlp_dim=d_model)
+        return cls(layers=layers, heads=heads, head_dim=ff_dim, mlp_dim=d_model, layout="official")
 
 
 @dataclass
@@ -75,12 +80,19 @@ class TemporalBlock(nn.Module):
         self.mlp_in = nn.Linear(d_model, mlp_dim)
         self.mlp_out = nn.Linear(mlp_dim, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, N, D)
+    def forward(self, x: torch.Tensor, cls_only: bool = False) -> torch.Tensor:
+        """Args:
+            x: (B, N, D) tokens.
+            cls_only: return only the first token's output (B, 1, D); the other tokens still serve as
+                keys and values, so the CLS output is unchanged while the last block does ~1/N of the work.
+        """
         b, n, _ = x.shape
         qkv = self.qkv(self.attn_norm(x)).view(b, n, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, N, dh)
-        attn = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, dh)
-        x = x + self.attn_out(attn.transpose(1, 2).reshape(b, n, self.heads * self.head_dim))
+        if cls_only:
+            q, x = q[:, :, :1], x[:, :1]  # (B, H, 1, dh), (B, 1, D)
+        attn = F.scaled_dot_product_attention(q, k, v)  # (B, H, Nq, dh)
+        x = x + self.attn_out(attn.transpose(1, 2).reshape(b, q.shape[2], self.heads * self.head_dim))
         return x + self.mlp_out(F.gelu(self.mlp_in(self.mlp_norm(x)), approximate="tanh"))
 
 
@@ -89,8 +101,11 @@ class TemporalTransformer(nn.Module):
 
     def __init__(self, d_model: int, config: TemporalConfig) -> None:
         super().__init__()
-        head_dim = config.head_dim or d_model // config.heads
-        mlp_dim = config.mlp_dim or 4 * d_model
+        if config.layout not in ("standard", "official"):
+            raise UserError(f"temporal layout must be 'standard' or 'official', got {config.layout!r}")
+        official = config.layout == "official"
+        head_dim = config.head_dim or (OFFICIAL_FF_DIM if official else d_model // config.heads)
+        mlp_dim = config.mlp_dim or (d_model if official else 4 * d_model)
         self.max_positions = config.max_positions
         self.cls_token = nn.Parameter(torch.randn(1, 1, d_model) * config.init_std)
         self.pos_embedding = nn.Parameter(torch.randn(1, config.max_positions, d_model) * config.init_std)
@@ -111,8 +126,9 @@ class TemporalTransformer(nn.Module):
             raise UserError(f"clip of {t} frames exceeds the {self.max_positions - 1} frames the model supports")
         x = torch.cat([self.cls_token.expand(b, -1, -1).to(frame_features.dtype), frame_features], dim=1)
         x = x + self.pos_embedding[:, : t + 1].to(x.dtype)  # (B, T+1, D)
-        for block in self.blocks:
-            x = block(x)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, cls_only=i == last)  # only the CLS output of the last block is used
         return x[:, 0]
 
 

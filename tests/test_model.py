@@ -191,3 +191,21 @@ def test_model_matches_official_layout_reference_at_default_settings():
     torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
+
+
+def test_official_layout_by_name_sizes_heads_and_mlp_from_d_model():
+    temporal = TemporalTransformer(64, TemporalConfig(layers=1, heads=8, layout="official"))
+    assert tuple(temporal.blocks[0].qkv.weight.shape) == (3 * 8 * 2048, 64)
+    assert tuple(temporal.blocks[0].mlp_in.weight.shape) == (64, 64)
+    with pytest.raises(UserError, match="layout"):
+        TemporalTransformer(64, TemporalConfig(layout="wide"))
+
+
+def test_last_block_computes_only_the_cls_token_without_changing_it():
+    torch.manual_seed(0)
+    temporal = TemporalTransformer(64, TemporalConfig(layers=2, heads=4)).eval()
+    x = torch.randn(3, 9, 64)
+    full = torch.cat([temporal.cls_token.expand(3, -1, -1), x], 1) + temporal.pos_embedding[:, :10]
+    for block in temporal.blocks:
+        full = block(full)  # every token through every block
+    torch.testing.assert_close(temporal(x), full[:, 0], atol=1e-6, rtol=1e-6)
