@@ -43,4 +43,5 @@ def run_synth(args: argparse.Namespace) -> int:
           f"{counts['interviews']} interview videos ({counts['interview_subjects']} subjects) to {out}")
     for name, path in summary["paths"].items():
         print(f"  {name}: {path}")
+    print(f"  class descriptions: {summary['descriptions_path']}")
     return 0

@@ -9,8 +9,9 @@
      "check_decode": true,             # whether validation decoded every video
      "datasets": {                     # role -> where its data is
        "train": {"name": "mafw_like", "manifest": "data/mafw_like/manifest.csv", "root": "data/mafw_like",
-                 "classes": ["anger", ...], "folds": [1, 2, 3, 4, 5]},
-       "eval": {"name": "dfew_like", ...},
+                 "classes": ["anger", ...], "folds": [1, 2, 3, 4, 5],
+                 "descriptions": "data/class_descriptions.yaml"},  # null for real data
+       "eval": {"name": "dfew_like", ..., "descriptions": "data/class_descriptions.yaml"},
        "interviews": {"name": "interviews", "manifest": "data/interviews/manifest.csv",
                       "root": "data/interviews", "items": [...], "latent_scores": "data/interviews/latent_scores.csv"}},
      "stats": {"mafw_like": {"rows": 1950, "samples": 390, "compound": 47,
@@ -24,8 +25,10 @@
 Paths are relative to run_dir, except the root of a real dataset outside run_dir, which is absolute:
 `run_dir / path` works for both. Roles: `train` (synthetic: mafw_like, 11 classes + compound, captions;
 real: the dataset, converted into `manifests/<dataset>.csv`), `eval` (synthetic: dfew_like, 7 classes,
-new identities; real: the same dataset) and `interviews` (synthetic only). `stats` is keyed by dataset
-name; `class_counts` counts distinct samples per manifest label (compounds under their own label).
+new identities; real: the same dataset) and `interviews` (synthetic only). `descriptions` (train, eval)
+is the synthetic world's class-descriptions YAML, written in its captions' vocabulary (see
+`synth_descriptions`); null for real data (use data_manifests/class_descriptions.yaml). `stats` is keyed
+by dataset name; `class_counts` counts distinct samples per manifest label (compounds under their own label).
 With `strict=False`, samples with problems are dropped into `manifests/<name>.clean.csv` (interview
 problems are only counted); every problem is listed in `01_problems.txt` either way.
 Tables and figures of the prepared data (notebook 01): `emoclip_lib.prepare_views`.
@@ -72,7 +75,8 @@ def _world_info(data: Path, size: str, seed: int) -> dict | None:
     except (OSError, ValueError):
         return None
     same = (info.get("version"), info.get("size"), info.get("seed")) == (SYNTH_VERSION, size, seed)
-    present = all((data / rel).is_file() for rel in info.get("manifests", {}).values())
+    files = [*info.get("manifests", {}).values(), info.get("descriptions", "missing")]
+    present = all((data / rel).is_file() for rel in files)
     return info if same and present else None
 
 
@@ -93,6 +97,7 @@ def _synthetic_entries(run: Path, size: str, seed: int, progress: bool) -> dict[
         entries[role] = {"name": corpus, "manifest": _rel(manifest, run), "root": _rel(manifest.parent, run)}
         if corpus in info.get("classes", {}):
             entries[role]["classes"] = list(info["classes"][corpus])
+            entries[role]["descriptions"] = _rel(data / info["descriptions"], run)
     latent = data / "interviews" / "latent_scores.csv"
     if latent.is_file():
         entries["interviews"]["latent_scores"] = _rel(latent, run)
@@ -112,7 +117,7 @@ def _real_entries(run: Path, name: str, data_root: str | Path | None, mafw_subse
     write_manifest(rows, manifest)
     classes = CANONICAL_CLASSES if name == "mafw" else BASIC_CLASSES
     entry = {"name": name, "manifest": _rel(manifest, run), "root": _rel(Path(data_root).expanduser(), run),
-             "classes": list(classes)}
+             "classes": list(classes), "descriptions": None}
     return {"train": entry, "eval": dict(entry)}
 
 

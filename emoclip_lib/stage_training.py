@@ -34,6 +34,19 @@ PRETRAINED_BACKBONE = "backbone/clip_pretrained.pt"
 CACHE_DIR = "cache"
 
 
+def descriptions_for(run_dir: Path, info: dict[str, Any], override: str | None = None) -> Path | None:
+    """The class-description YAML of a dataset role: an explicit file, the synthetic world's, or None (shipped).
+
+    Args:
+        run_dir: the run directory.
+        info: the role's entry in `01_results.json`.
+        override: a user-chosen YAML path.
+    """
+    if override:
+        return Path(override)
+    return run_dir / info["descriptions"] if info.get("descriptions") else None
+
+
 def training_rows(run_dir: Path) -> tuple[list[ManifestRow], Path, dict[str, Any]]:
     """The curated training manifest of notebook 02 (or notebook 01's, if 02 did not run).
 
@@ -71,7 +84,7 @@ def prepare_backbone(run_dir: Path, backbone: str, rows: list[ManifestRow], root
 
 
 def make_evaluator(model: Any, rows: list[ManifestRow], root: Path, classes: Sequence[str], settings: TrainConfig,
-                   cache_dir: Path, device: torch.device) -> Any:
+                   cache_dir: Path, device: torch.device, descriptions: Path | None = None) -> Any:
     """Zero-shot UAR/WAR on validation clips against class descriptions, for model selection.
 
     Frame features and class text embeddings are computed once (both towers are frozen).
@@ -84,6 +97,7 @@ def make_evaluator(model: Any, rows: list[ManifestRow], root: Path, classes: Seq
         settings: training settings (clip length, downsample).
         cache_dir: feature cache root.
         device: where the towers run.
+        descriptions: class-description YAML (default: the shipped one).
     """
     single = unique_rows(rows)
     present = [c for c in classes if any(r.labels == c for r in single)]
@@ -91,7 +105,7 @@ def make_evaluator(model: Any, rows: list[ManifestRow], root: Path, classes: Seq
         return None
     feats, kept = eval_frame_features(model, single, root, classes, settings.clip_len, settings.downsample,
                                       cache_dir, device)
-    text = class_embeddings(model.encode_text, classes, "description")
+    text = class_embeddings(model.encode_text, classes, "description", descriptions)
 
     def evaluate_fn(current: Any) -> dict[str, float]:
         metrics = score(video_embeddings(current, feats.to(device)).cpu(), kept, classes, text)
@@ -102,7 +116,7 @@ def make_evaluator(model: Any, rows: list[ManifestRow], root: Path, classes: Seq
 
 def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequence[str], backbone: str,
                model_config: ModelConfig, settings: TrainConfig, out: str, device: torch.device,
-               resume: bool = True, progress: bool = False) -> dict[str, Any]:
+               resume: bool = True, progress: bool = False, descriptions: Path | None = None) -> dict[str, Any]:
     """Train one EmoCLIP model on `rows` (a fold's training split) and return its record.
 
     Args:
@@ -117,6 +131,7 @@ def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequ
         device: where to train.
         resume: continue an interrupted run in `out`.
         progress: show progress bars.
+        descriptions: class-description YAML for the validation zero-shot metric.
     """
     path = run_dir / backbone
     config = ModelConfig(backbone=str(path) if path.is_file() else backbone, temporal=model_config.temporal,
@@ -125,7 +140,7 @@ def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequ
     train_rows, val_rows = split_train_val(rows, settings.val_fraction, settings.val_group, settings.seed)
     cache = run_dir / CACHE_DIR
     settings.cache_dir = str(cache)
-    evaluate_fn = make_evaluator(model, val_rows, root, classes, settings, cache, device)
+    evaluate_fn = make_evaluator(model, val_rows, root, classes, settings, cache, device, descriptions)
     if evaluate_fn is not None:
         settings.select_metric = "val_uar"
     result = train(model, train_rows, val_rows, root, tuple(classes), settings, run_dir / out, device=device,
@@ -138,7 +153,8 @@ def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequ
 def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Sequence[int] | None = None,
               backbone: str = "tiny", pretrain_epochs: int = 60, layout: str = "standard", layers: int = 2,
               heads: int = 8, freeze_visual: bool = True, freeze_text: bool = True, device: str = "auto",
-              resume: bool = True, progress: bool = False, **train_settings: Any) -> dict[str, Any]:
+              resume: bool = True, progress: bool = False, descriptions: str | None = None,
+              **train_settings: Any) -> dict[str, Any]:
     """Train EmoCLIP for each seed (seed, seed+1, ...) and fold; write `03_results.json`.
 
     Args:
@@ -156,6 +172,7 @@ def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Seque
         device: "auto", "cpu" or "cuda".
         resume: continue interrupted trainings.
         progress: show progress bars.
+        descriptions: class-description YAML for validation (default: the dataset's, else the shipped one).
         train_settings: `TrainConfig` fields (epochs, batch_size, lr, optimizer, schedule, ...); unknown ones
             are an error.
     """
@@ -163,6 +180,7 @@ def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Seque
     dev = resolve_device(device)
     rows, root, info = training_rows(run)
     classes = tuple(info["classes"])
+    desc = descriptions_for(run, info, descriptions)
     all_folds = sorted({r.fold for r in rows if r.fold is not None})
     folds = list(folds) if folds else all_folds[:1] or [None]
     unknown = [f for f in folds if f is not None and f not in all_folds]
@@ -179,10 +197,12 @@ def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Seque
             fold_rows = select(rows, fold=fold, split="train")
             out = f"train/seed{s}/fold{fold if fold is not None else 0}"
             record = train_fold(run, fold_rows, root, classes, clip_name, model_config, settings, out, dev,
-                                resume, progress)
+                                resume, progress, desc)
             runs.append({"fold": fold, **record})
     results = {"dataset": info["name"], "classes": list(classes), "clip_backbone": clip_name,
                "checkpoint": runs[0]["checkpoint"], "runs": runs, "cache_dir": CACHE_DIR,
+               "descriptions": str(desc.relative_to(run)) if desc and desc.is_relative_to(run) else
+               (str(desc) if desc else None),
                "settings": {"seed": seed, "n_seeds": n_seeds, "folds": folds, "backbone": backbone,
                             "layout": layout, "layers": layers, "heads": heads, "freeze_visual": freeze_visual,
                             "freeze_text": freeze_text, "pretrain_epochs": pretrain_epochs, **train_settings}}

@@ -17,13 +17,14 @@ from tqdm.auto import tqdm
 from .classes import BASIC_CLASSES, CANONICAL_CLASSES, join_labels
 from .errors import UserError
 from .synth_captions import make_caption
+from .synth_descriptions import write_class_descriptions
 from .synth_cohort import ITEMS, InterviewSubject, plan_cohort, render_session
 from .synth_io import MANIFEST_HEADER, fold_rows, subject_folds, write_csv, write_video
 from .synth_people import FILM_SETTINGS, Person, sample_person, sample_scene
 from .synth_recipes import (CORPUS_CODES, MOUTH_COMPONENTS, VISIBLE_MIN, ClipSpec, check_labels, clip_rng,
                             render_clip, sample_expression, sample_timing)
 
-SYNTH_VERSION = "emoclip-synth-1"
+SYNTH_VERSION = "emoclip-synth-2"  # 2: class_descriptions.yaml in the captions' vocabulary
 MAFW_WEIGHTS: dict[str, float] = {
     "anger": 1.2, "disgust": 0.8, "fear": 0.8, "happiness": 1.4, "neutral": 1.0, "sadness": 1.4,
     "surprise": 1.0, "contempt": 0.6, "anxiety": 0.9, "helplessness": 0.6, "disappointment": 0.6,
@@ -36,6 +37,7 @@ COMPOUNDS: tuple[str, ...] = (
     "anger+surprise", "disgust+contempt", "sadness+disappointment", "fear+anxiety",
 )
 SUBJECT_PREFIX: dict[str, str] = {"mafw_like": "m", "dfew_like": "d"}
+DESCRIPTIONS_FILE = "class_descriptions.yaml"
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,8 @@ def _write_interviews(out: Path, cohort: list[InterviewSubject], seed: int, prog
 
 def generate_world(out_dir: str | Path, size: str | WorldSize = "small", seed: int = 0,
                    progress: bool = True) -> dict:
-    """Write the synthetic world: mafw_like/, dfew_like/, interviews/ and world.json under `out_dir`.
+    """Write the synthetic world: mafw_like/, dfew_like/, interviews/, class_descriptions.yaml (class
+    descriptions in the captions' vocabulary, see `synth_descriptions`) and world.json under `out_dir`.
 
     Args:
         out_dir: output folder (created; existing files with the same names are overwritten).
@@ -232,7 +235,7 @@ def generate_world(out_dir: str | Path, size: str | WorldSize = "small", seed: i
         seed: non-negative world seed; the same seed gives byte-identical files.
         progress: show progress bars.
     Returns:
-        summary with seed, size, version, counts, class_counts and manifest paths.
+        summary with seed, size, version, counts, class_counts, manifest paths and the descriptions path.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise UserError(f"seed={seed!r}: the seed must be a non-negative integer")
@@ -242,6 +245,7 @@ def generate_world(out_dir: str | Path, size: str | WorldSize = "small", seed: i
     class_counts = {c: _write_corpus(out, plan_corpus(c, sz, seed), progress) for c in ("mafw_like", "dfew_like")}
     cohort = plan_cohort(sz.interview_subjects, sz.interview_sessions, sz.interview_frames, seed)
     n_interviews = _write_interviews(out, cohort, seed, progress)
+    write_class_descriptions(out / DESCRIPTIONS_FILE, seed=seed)
     info = {
         "version": SYNTH_VERSION, "seed": seed, "size": size if isinstance(size, str) else "custom",
         "size_params": asdict(sz), "fps": 16, "frame_size": 112,
@@ -250,7 +254,9 @@ def generate_world(out_dir: str | Path, size: str | WorldSize = "small", seed: i
                    "interviews": n_interviews, "interview_subjects": len(cohort)},
         "class_counts": class_counts,
         "manifests": {c: f"{c}/manifest.csv" for c in ("mafw_like", "dfew_like", "interviews")},
+        "descriptions": DESCRIPTIONS_FILE,
         "classes": {"mafw_like": list(CANONICAL_CLASSES), "dfew_like": list(BASIC_CLASSES)},
     }
     (out / "world.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return {**info, "out_dir": str(out), "paths": {c: str(out / p) for c, p in info["manifests"].items()}}
+    return {**info, "out_dir": str(out), "paths": {c: str(out / p) for c, p in info["manifests"].items()},
+            "descriptions_path": str(out / DESCRIPTIONS_FILE)}

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from emoclip_lib import prepare
+from emoclip_lib.classes import CANONICAL_CLASSES
+from emoclip_lib.descriptions import load_descriptions
 from emoclip_lib.errors import UserError
 from emoclip_lib.prepare import dataset_paths, load_results, prepare_data
 from emoclip_lib.prepare_views import (class_distribution, clip_lengths, facts, plot_clip_lengths, sample_frame_grid,
@@ -45,6 +47,9 @@ def test_synthetic_results_layout(tiny_run: tuple[Path, dict]) -> None:
         assert manifest == run / entry["manifest"] and manifest.is_file() and root.is_dir()
     assert len(results["datasets"]["train"]["classes"]) == 11 and len(results["datasets"]["eval"]["classes"]) == 7
     assert results["datasets"]["train"]["folds"] == [1, 2, 3, 4, 5]
+    for role in ("train", "eval"):
+        assert results["datasets"][role]["descriptions"] == "data/class_descriptions.yaml"
+        assert set(load_descriptions(run / results["datasets"][role]["descriptions"])) == set(CANONICAL_CLASSES)
     assert (run / results["datasets"]["interviews"]["latent_scores"]).is_file()
     assert results["datasets"]["interviews"]["items"]
     for role in ("train", "eval"):
@@ -131,6 +136,7 @@ def test_real_dataset_strict_and_lenient(tmp_path: Path) -> None:
     results = prepare_data(run, dataset="mafw", data_root=data, strict=False, progress=False)
     train, evaluation = results["datasets"]["train"], results["datasets"]["eval"]
     assert train == evaluation and set(results["datasets"]) == {"train", "eval"}
+    assert train["descriptions"] is None
     assert train["manifest"] == "manifests/mafw.clean.csv" and train["root"] == data.resolve().as_posix()
     assert results["mafw_subset"] == "single" and results["synth_size"] is None
     stats = results["stats"]["mafw"]

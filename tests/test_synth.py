@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 
 from emoclip_lib.classes import BASIC_CLASSES, CANONICAL_CLASSES, parse_labels
+from emoclip_lib.descriptions import load_descriptions
 from emoclip_lib.errors import UserError
 from emoclip_lib import cli_synth
 from emoclip_lib.synth_captions import (CLASS_WORDS, EXTRA_SENTENCES, PHRASES, STILL_SENTENCES,
                                         class_word_pattern, make_caption)
 from emoclip_lib.synth_cohort import ITEMS, plan_cohort, render_session
+from emoclip_lib.synth_descriptions import characteristic_components, write_class_descriptions
 from emoclip_lib.synth_faces import COMPONENTS, mouth_box
 from emoclip_lib.synth_people import sample_person, sample_scene
 from emoclip_lib.synth_recipes import (CLASS_RECIPES, ClipSpec, apex_frame_index, clip_rng, render_clip,
@@ -61,7 +63,7 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_same_seed_gives_identical_bytes_and_other_seed_differs(worlds: dict[str, Path]) -> None:
     a, b, c = (_hashes(worlds[k]) for k in "abc")
     assert a == b
-    assert len(a) == 10 + 5 + 6 + 3 + 2  # videos, 3 manifests, latent scores, world.json
+    assert len(a) == 10 + 5 + 6 + 3 + 3  # videos, 3 manifests, latent scores, world.json, descriptions
     differing = [k for k in a if k in c and a[k] != c[k]]
     assert "mafw_like/manifest.csv" in differing and "mafw_like/videos/000000.mp4" in differing
 
@@ -158,6 +160,30 @@ def test_caption_templates_never_name_a_class() -> None:
     for label in CLASS_WORDS:
         pattern = class_word_pattern(label)
         assert not [t for t in templates if pattern.search(t)], label
+
+
+def test_class_descriptions_use_the_caption_vocabulary(worlds: dict[str, Path], tmp_path: Path) -> None:
+    path = worlds["a"] / "class_descriptions.yaml"
+    assert json.loads((worlds["a"] / "world.json").read_text())["descriptions"] == path.name
+    table = load_descriptions(path, required=CANONICAL_CLASSES)  # also checks the 75-token limit
+    assert list(table) == list(CANONICAL_CLASSES)
+    for label, entry in table.items():
+        assert 3 <= len(entry.descriptions) == len(set(entry.descriptions)) <= 4
+        assert class_word_pattern(label).search(entry.descriptions[0])  # only the primary names the class
+        assert not [d for d in entry.descriptions[1:] for c in CLASS_WORDS if class_word_pattern(c).search(d)]
+        assert label in entry.synonyms and class_word_pattern(label).search(entry.name_prompt)
+        for comp in characteristic_components(label)[:3]:
+            assert any(stem in entry.descriptions[0] for stem in STEMS[comp]), (label, comp)
+    assert characteristic_components("anger")[:3] == ["brow_lower", "brow_knit", "lips_press"]
+    assert characteristic_components("neutral") == []
+    vocab = {w for s in plan_corpus("mafw_like", "small", 0) for w in re.findall(r"[a-z]+", s.caption.lower())}
+    texts = [t for e in table.values() for t in (e.name_prompt, *e.descriptions)]
+    words = [w for t in texts for w in re.findall(r"[a-z]+", t.lower())]
+    assert np.mean([w in vocab for w in words]) >= 0.9
+    assert write_class_descriptions(tmp_path / "same.yaml", seed=0).read_bytes() == path.read_bytes()
+    assert write_class_descriptions(tmp_path / "other.yaml", seed=1).read_bytes() != path.read_bytes()
+    with pytest.raises(UserError, match="seed"):
+        write_class_descriptions(tmp_path / "bad.yaml", seed=-1)
 
 
 def test_recipes_always_show_their_core_component() -> None:
