@@ -31,6 +31,15 @@ test-lib: install
 test-notebooks: install
 	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
 
+bench: install
+	$(PY) benchmarks/run_benchmarks.py --threads 1
+
+# On a machine with a GPU: the synthetic profile on CUDA with the tiny backbone, then the CUDA benchmarks.
+gpu-smoke: install
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-smoke needs a CUDA GPU')"
+	$(VENV)/bin/emoclip reproduce --profile synthetic --out runs/gpu-smoke --force -p device cuda -p amp true
+	$(PY) benchmarks/run_benchmarks.py --sections 5 --device cuda
+
 lab: install
 	$(VENV)/bin/jupyter lab notebooks
 
