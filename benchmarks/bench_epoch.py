@@ -7,18 +7,21 @@ The official layout is about 10x heavier: by default it runs `--official-batches
 time is extrapolated (reported as such); `--full-official` runs the whole epoch.
 
 Usage:
-    .venv/bin/python benchmarks/bench_epoch.py [--clips 10000] [--threads 2] [--official-batches 8]
-Prints one JSON object. Target: under 60 s per epoch for the default layout with 2 threads.
+    .venv/bin/python benchmarks/bench_epoch.py [--clips 10000] [--threads 2] [--official-batches 8] [--save]
+Prints one JSON object; `--save` also writes it to `benchmarks/results/bench_epoch-<host>-<date>.json`
+(`--out FILE` to choose the file). Target: under 60 s per epoch for the default layout with 2 threads.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import itertools
 import json
 import math
 import os
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +37,7 @@ from emoclip_lib.train_state import build_optimizer
 from emoclip_lib.train_step import BatchSpec, ContrastiveStep, train_epoch
 
 D_MODEL, FRAMES, BATCH = 512, 16, 64
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 class MemoryFeatures(Dataset):
@@ -115,10 +119,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--official-batches", type=int, default=8, help="batches timed for the official layout")
     parser.add_argument("--full-official", action="store_true", help="run the official layout's whole epoch")
+    parser.add_argument("--save", action="store_true", help="write the JSON under benchmarks/results/")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON to this file (implies --save)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     dataset = MemoryFeatures(args.clips, seed=0)
     report: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
         "clips": args.clips, "frames": FRAMES, "d_model": D_MODEL, "batch": BATCH, "optimizer": "sgd",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_name(),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],  # other work competing for the cores
@@ -130,7 +137,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["default_meets_target"] = report["default"]["epoch_seconds"] < 60
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.save or args.out is not None:
+        out = args.out or RESULTS_DIR / f"bench_epoch-cpu-{os.cpu_count()}c-{report['date']}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
     return report
 
 

@@ -11,7 +11,7 @@ import sys
 
 from .errors import UserError
 
-COMMAND_MODULES: tuple[str, ...] = ("cli_run", "cli_data", "cli_synth", "cli_downstream", "cli_predict")
+COMMAND_MODULES: tuple[str, ...] = ("cli_run", "cli_data", "cli_synth", "cli_downstream", "cli_predict", "cli_train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,6 +61,18 @@ CLIP_ARCHS: dict[str, dict[str, Any]] = {
 }
 # Small CLIP for tests. Heads = width // 64 (what is inferred from a state dict), so it round-trips.
 TINY_ARCH: dict[str, Any] = {**_arch(64, 32, 2, 64, 8, 64), "transformer_layers": 2}
+
+
+def _tiny_arch(name: str) -> dict[str, Any]:
+    """`tiny` (32 px) or `tiny@RES`: the tiny CLIP at another input resolution (a multiple of its patch, 8)."""
+    if name == "tiny":
+        return TINY_ARCH
+    res = name.partition("@")[2]
+    if not res.isdigit() or int(res) % 8 or int(res) < 8:
+        raise UserError(f"{name!r}: write tiny@RES with RES a multiple of 8, e.g. tiny@64")
+    return {**TINY_ARCH, "image_resolution": int(res)}
+
+
 _EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")  # int buffers in OpenAI's archives
 
 
@@ -302,8 +314,8 @@ def load_clip(name_or_path: str, device: str | torch.device = "cpu", *, cache_di
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
-    if name_or_path == "tiny":
-        model = _construct("CLIP", TINY_ARCH, seed)
+    if name_or_path == "tiny" or name_or_path.startswith("tiny@"):
+        model = _construct("CLIP", _tiny_arch(name_or_path), seed)
     elif name_or_path.startswith("random:"):
         arch = name_or_path[len("random:"):]
         if arch not in CLIP_ARCHS:

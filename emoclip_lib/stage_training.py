@@ -66,7 +66,7 @@ def prepare_backbone(run_dir: Path, backbone: str, rows: list[ManifestRow], root
 
     Args:
         run_dir: the run directory.
-        backbone: "tiny", a CLIP name ("ViT-B/32") or a checkpoint path.
+        backbone: "tiny" / "tiny@RES", a CLIP name ("ViT-B/32") or a checkpoint path.
         rows: training rows used to pretrain `tiny`.
         root: their dataset root.
         seed: the run's seed.
@@ -76,10 +76,10 @@ def prepare_backbone(run_dir: Path, backbone: str, rows: list[ManifestRow], root
     Returns:
         what `load_clip` takes: the pretrained file (relative to run_dir) or `backbone` unchanged.
     """
-    if backbone != "tiny":
+    if not (backbone == "tiny" or backbone.startswith("tiny@")):
         return backbone
     pretrain_clip(rows, root, run_dir / PRETRAINED_BACKBONE, seed=seed, epochs=pretrain_epochs,
-                  device=device, progress=progress)
+                  backbone=backbone, device=device, progress=progress)
     return PRETRAINED_BACKBONE
 
 
@@ -201,6 +201,7 @@ def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Seque
             runs.append({"fold": fold, **record})
     results = {"dataset": info["name"], "classes": list(classes), "clip_backbone": clip_name,
                "checkpoint": runs[0]["checkpoint"], "runs": runs, "cache_dir": CACHE_DIR,
+               "model_config": model_config.to_dict(), "train_settings": dict(train_settings),
                "descriptions": str(desc.relative_to(run)) if desc and desc.is_relative_to(run) else
                (str(desc) if desc else None),
                "settings": {"seed": seed, "n_seeds": n_seeds, "folds": folds, "backbone": backbone,

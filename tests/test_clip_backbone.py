@@ -223,3 +223,11 @@ def test_official_table_uses_openai_file_names() -> None:
 def test_cuda_request_without_cuda_is_user_error() -> None:
     with pytest.raises(UserError, match="CUDA is not available"):
         cb.load_clip("tiny", device="cuda")
+
+
+def test_tiny_at_a_resolution_keeps_the_architecture():
+    model = cb.load_clip("tiny@64", seed=0)
+    assert model.visual.input_resolution == 64
+    assert model.encode_image(torch.zeros(1, 3, 64, 64)).shape == (1, 64)
+    with pytest.raises(UserError, match="multiple of 8"):
+        cb.load_clip("tiny@30")
