@@ -21,7 +21,7 @@ from .regression_cv import (MODELS, CVResult, as_features, as_groups, as_target,
 
 __all__ = ["MODELS", "CVResult", "RegressionResult", "aggregate_by_group", "bootstrap_ci",
            "build_estimator", "default_param_grid", "evaluate_predictions", "grouped_nested_cv",
-           "mean_baseline_cv", "outer_splits", "regress_items"]
+           "mean_baseline_cv", "outer_splits", "reference_agreement", "regress_items"]
 
 TABLE_COLUMNS: tuple[str, ...] = ("item", "method", "pcc", "ccc", "mae", "rmse",
                                   "pcc_lo", "pcc_hi", "ccc_lo", "ccc_hi", "n")
@@ -228,3 +228,37 @@ def regress_items(features: Any, scores: Mapping[str, Any], groups: Any,
     table = pd.DataFrame(rows + _average_rows(rows, methods), columns=list(TABLE_COLUMNS))
     table["n"] = table["n"].astype("Int64")
     return RegressionResult(table=table, predictions=preds)
+
+
+def reference_agreement(predictions: pd.DataFrame, reference: pd.DataFrame,
+                        by: Sequence[str] = ("method", "item")) -> pd.DataFrame:
+    """PCC/CCC of subject-mean predictions against per-subject reference scores (e.g. true severity).
+
+    Args:
+        predictions: long frame with the `by` columns (one of them "item"), `subject` and `y_pred`,
+            e.g. `RegressionResult.predictions_frame()` with `group` renamed to `subject`.
+        reference: reference scores indexed by subject (as strings), one column per item; items
+            without a column are left out, subjects without a reference value are not counted.
+        by: the columns naming one series of predictions.
+    Returns:
+        rows `by`, pcc, ccc, n (subjects compared), then per `by` minus "item" an "average" row.
+    """
+    keys = list(by)
+    per_subject = predictions.groupby([*keys, "subject"], sort=False)["y_pred"].mean().reset_index()
+    rows = []
+    for values, part in per_subject.groupby(keys, sort=False):
+        row = dict(zip(keys, values))
+        if row["item"] not in reference.columns:
+            continue
+        truth = reference[row["item"]].reindex(part["subject"].astype(str)).to_numpy(np.float64)
+        pred = part["y_pred"].to_numpy(np.float64)
+        ok = ~(np.isnan(truth) | np.isnan(pred))
+        t, p = truth[ok], pred[ok]
+        row.update(pcc=metrics.pcc(t, p) if ok.sum() > 1 else np.nan,
+                   ccc=metrics.ccc(t, p) if ok.sum() > 1 else np.nan, n=int(ok.sum()))
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=[*keys, "pcc", "ccc", "n"])
+    rest = [k for k in keys if k != "item"]
+    avg = (table.groupby(rest, sort=False)[["pcc", "ccc"]].mean().reset_index() if rest
+           else table[["pcc", "ccc"]].mean().to_frame().T).assign(item=AVERAGE_ITEM)
+    return pd.concat([table, avg], ignore_index=True)[[*keys, "pcc", "ccc", "n"]]

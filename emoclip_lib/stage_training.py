@@ -13,6 +13,7 @@ pretraining that never sees that fold's test clips).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -207,5 +208,6 @@ def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Seque
                "settings": {"seed": seed, "n_seeds": n_seeds, "folds": folds, "backbone": backbone,
                             "layout": layout, "layers": layers, "heads": heads, "freeze_visual": freeze_visual,
                             "freeze_text": freeze_text, "pretrain_epochs": pretrain_epochs, **train_settings}}
-    write_stage(run, "03", results)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes (see cli_train)
+        write_stage(run, "03", results)
     return results
