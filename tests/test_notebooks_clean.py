@@ -44,3 +44,16 @@ def test_problems_detects_metadata_and_absolute_paths(tmp_path):
     assert "papermill" in found and "execution" in found and "/home/alice/runs/x.json" in found
     nbformat.write(clean_notebook(nb), path)
     assert [p for p in problems(path) if "absolute path" not in p] == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_parameter_is_visible_to_papermill(path):
+    """papermill skips lines it cannot parse (a `;` or `=` in a comment): such a parameter would be unknown."""
+    import re
+
+    from emoclip_lib.runner import notebook_parameters
+
+    nb = nbformat.read(path, as_version=4)
+    source = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source
+    assigned = set(re.findall(r"^(\w+)\s*=", source, flags=re.M))
+    assert assigned == set(notebook_parameters(path))
