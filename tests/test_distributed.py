@@ -5,10 +5,9 @@ import os
 import socket
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
+from conftest import write_clip
 import torch.multiprocessing as mp
 
 from emoclip_lib import distributed as D
@@ -27,12 +26,7 @@ CLASSES = CANONICAL_CLASSES[:7]
 SETUPS = (("cached", True, True), ("frames", False, False))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_process_batches_together_are_the_single_process_batch():
@@ -72,12 +66,6 @@ def test_single_process_environment(monkeypatch):
         D.resolve_device("gpu0")
 
 
-def write_clip(path: Path, seed: int, frames: int = 12) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 32))
-    rng = np.random.default_rng(seed)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    writer.release()
 
 
 def make_rows(root: Path) -> list[ManifestRow]:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import write_clip
 
 from emoclip_lib import feature_cache as fc
 from emoclip_lib.checkpoint import build_model
@@ -24,20 +25,9 @@ CLASSES = CANONICAL_CLASSES[:7]
 PREP = fc.Preprocessing(size=32, clip_len=4, downsample=2, train=True, augment=True, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def write_clip(path: Path, seed: int, frames: int = 12) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 32))
-    rng = np.random.default_rng(seed)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    writer.release()
 
 
 @pytest.fixture()

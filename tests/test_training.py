@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import write_clip
 
 from emoclip_lib.checkpoint import build_model, load_checkpoint
 from emoclip_lib.classes import CANONICAL_CLASSES
@@ -22,20 +22,9 @@ from emoclip_lib.training import train
 CLASSES = CANONICAL_CLASSES[:7]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: one thread is faster and immune to a busy machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def write_clip(path: Path, seed: int, frames: int = 12) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 32))
-    rng = np.random.default_rng(seed)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    writer.release()
 
 
 @pytest.fixture(scope="module")
