@@ -26,7 +26,7 @@ from .evaluation import class_embeddings, eval_frame_features, score, unique_row
 from .manifest import ManifestRow, read_manifest, select
 from .model import ModelConfig, TemporalConfig
 from .prepare import dataset_paths, load_results
-from .runtime import read_stage, resolve_device, stage_path, write_stage
+from .runtime import loader_settings, read_stage, resolve_device, stage_path, write_stage
 from .train_config import TrainConfig
 from .train_data import split_train_val
 from .training import train
@@ -46,6 +46,21 @@ def descriptions_for(run_dir: Path, info: dict[str, Any], override: str | None =
     if override:
         return Path(override)
     return run_dir / info["descriptions"] if info.get("descriptions") else None
+
+
+def resolve_train_settings(settings: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Fill the device-dependent settings left unset: mixed precision and DataLoader workers on CUDA.
+
+    Args:
+        settings: `TrainConfig` fields given by the user (`amp` may be None for automatic).
+        device: where training runs.
+    """
+    out = dict(settings)
+    if out.get("amp") is None:
+        out["amp"] = device.type == "cuda"
+    if "num_workers" not in out:
+        out["num_workers"] = loader_settings(device)["num_workers"]
+    return out
 
 
 def training_rows(run_dir: Path) -> tuple[list[ManifestRow], Path, dict[str, Any]]:
@@ -179,6 +194,7 @@ def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Seque
     """
     run = Path(run_dir)
     dev = resolve_device(device)
+    train_settings = resolve_train_settings(train_settings, dev)
     rows, root, info = training_rows(run)
     classes = tuple(info["classes"])
     desc = descriptions_for(run, info, descriptions)

@@ -209,3 +209,14 @@ def test_last_block_computes_only_the_cls_token_without_changing_it():
     for block in temporal.blocks:
         full = block(full)  # every token through every block
     torch.testing.assert_close(temporal(x), full[:, 0], atol=1e-6, rtol=1e-6)
+
+
+def test_training_settings_follow_the_device():
+    from emoclip_lib.stage_training import resolve_train_settings
+
+    cpu = resolve_train_settings({"amp": None, "epochs": 3}, torch.device("cpu"))
+    assert cpu == {"amp": False, "epochs": 3, "num_workers": 0}
+    cuda = resolve_train_settings({"amp": None}, torch.device("cuda"))
+    assert cuda["amp"] is True and cuda["num_workers"] >= 1
+    assert resolve_train_settings({"amp": False, "num_workers": 2}, torch.device("cuda")) == {"amp": False,
+                                                                                             "num_workers": 2}
