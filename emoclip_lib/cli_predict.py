@@ -21,6 +21,7 @@ from .errors import UserError
 from .faces import FaceNotFound
 from .io_utils import atomic_write, atomic_write_json
 from .predict import VIDEO_ROW, parse_class_list, predict_videos, resolve_prompts, video_summary
+from .runtime import resolve_device
 from .video import count_frames
 
 OUTPUT_SUFFIXES: tuple[str, ...] = (".csv", ".json")
@@ -89,19 +90,6 @@ def plot_timeline(table: pd.DataFrame, path: str | Path, dpi: int = 100) -> Path
                xlabel="window start (s)" if seconds else "window start (frame)")
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
-
-
-def resolve_device(name: str) -> str:
-    """"auto" -> "cuda" when available, else "cpu"; "cuda" without CUDA is an error.
-
-    Args:
-        name: "cpu", "cuda" or "auto".
-    """
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda requested but CUDA is not available; use --device cpu or auto")
-    return name
 
 
 @contextlib.contextmanager

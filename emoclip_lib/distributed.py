@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from .errors import UserError
+from .runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -43,23 +44,6 @@ class DistContext:
     def distributed(self) -> bool:
         """More than one process."""
         return self.world_size > 1
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Parse a device, failing with a readable message when it does not exist here.
-
-    Args:
-        device: "cpu", "cuda", "cuda:1" or a torch.device.
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise UserError(f"device {device!r} is not a device name ({err}); use 'cpu' or 'cuda'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
-    if dev.type not in ("cpu", "cuda"):
-        raise UserError(f"device {device!r} is not supported for training; use 'cpu' or 'cuda'")
-    return dev
 
 
 def init_from_env(device: str | torch.device = "cpu", timeout_minutes: float = 120.0) -> DistContext:

@@ -14,17 +14,23 @@ from .errors import UserError
 from .io_utils import atomic_write_json
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """`auto` picks CUDA when available, else CPU; an explicit `cuda` without a GPU is an error.
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """`auto` picks CUDA when available, else CPU; a device that does not exist here is an error.
 
     Args:
-        device: "auto", "cpu", "cuda" or "cuda:N".
+        device: "auto", "cpu", "cuda", "cuda:N" or a torch.device.
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device={device!r} but no CUDA GPU is visible; use device='auto' or 'cpu'")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise UserError(f"device {device!r} is not a device name ({err}); use 'auto', 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={str(device)!r} but no CUDA GPU is visible; use device='auto' or 'cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"device {device!r} is not supported; use 'auto', 'cpu' or 'cuda'")
+    return dev
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
