@@ -25,12 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .content_hash import content_hash
 from .errors import DataError, UserError
 from .faces import Detector, FaceCrop, crop_squares, video_face_squares
+from .feature_cache import weights_fingerprint as cache_weights_fingerprint
 from .io_utils import atomic_write
 from .manifest import read_interview_manifest
 from .preprocess import preprocess_frames
-from .video import count_frames, list_frame_files, read_frames, window_indices, window_starts
+from .video import count_frames, read_frames, window_indices, window_starts
 
 ENCODERS: tuple[str, ...] = ("emoclip", "clip_frame_avg")
 STATS: tuple[str, ...] = ("mean", "std", "max", "min", "median", "q10", "q90")  # any q1..q99 works too
@@ -50,18 +52,13 @@ class Encoder:
 
 
 def weights_fingerprint(modules: Sequence[tuple[str, nn.Module]]) -> str:
-    """sha256 over the names, dtypes, shapes and bytes of the modules' parameters and buffers.
+    """Fingerprint (`feature_cache.weights_fingerprint`) of the modules' parameters and buffers.
 
     Args:
-        modules: (prefix, module) pairs, hashed in the given order.
+        modules: (prefix, module) pairs; keys are prefixed so that different modules never collide.
     """
-    digest = hashlib.sha256()
-    for prefix, module in modules:
-        for key, tensor in module.state_dict().items():
-            t = tensor.detach().cpu().contiguous()
-            digest.update(f"{prefix}.{key}|{t.dtype}|{tuple(t.shape)}".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy())  # hashed in place, no copy
-    return digest.hexdigest()
+    return cache_weights_fingerprint({f"{prefix}.{key}": tensor for prefix, module in modules
+                                      for key, tensor in module.state_dict().items()})
 
 
 def make_encoder(model: nn.Module, name: str) -> Encoder:
@@ -84,24 +81,6 @@ def make_encoder(model: nn.Module, name: str) -> Encoder:
     else:
         raise UserError(f"unknown encoder {name!r}: choose among {', '.join(ENCODERS)}")
     return Encoder(name, fn, model.input_resolution, weights_fingerprint(parts))
-
-
-def content_sha256(path: str | Path) -> str:
-    """sha256 of a video file's bytes, or of a frame folder's frame names and bytes.
-
-    Args:
-        path: video file or frame folder.
-    """
-    path = Path(path)
-    files = list_frame_files(path) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for file in files:
-        if path.is_dir():
-            digest.update(file.name.encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _load_frames(path: Path, indices: np.ndarray, size: int, squares: np.ndarray | None,
@@ -158,7 +137,7 @@ def cache_key(video_sha256: str, fingerprint: str, encoder: str, clip_len: int, 
     """The cache file stem for one video under one setting (sha256 of all the settings).
 
     Args:
-        video_sha256: `content_sha256` of the video.
+        video_sha256: `content_hash.content_hash` of the video.
         fingerprint: `Encoder.fingerprint`.
         encoder, clip_len, downsample, stride, size, crop: as in `window_embeddings` (stride None
             means `clip_len`).
@@ -182,7 +161,7 @@ def cached_window_embeddings(encoder: Encoder, path: str | Path, cache_dir: str 
         cache_dir: folder of cached `.npz` files.
         clip_len, downsample, stride, device, crop, batch, progress: as in `window_embeddings`.
     """
-    key = cache_key(content_sha256(path), encoder.fingerprint, encoder.name, clip_len, downsample, stride,
+    key = cache_key(content_hash(path), encoder.fingerprint, encoder.name, clip_len, downsample, stride,
                     encoder.size, crop)
     file = Path(cache_dir) / f"{key}.npz"
     if file.is_file():
