@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import torch
 from .errors import UserError
 from .faces import FaceCrop
 from .features import ENCODERS, extract_features, feature_matrix, subject_features
-from .io_utils import atomic_write, atomic_write_json
+from .io_utils import atomic_write, atomic_write_json, json_cell
 
 FEATURE_KEYS: tuple[str, ...] = ("features", "path", "subject", "session", "items", "scores", "n_windows",
                                  "settings")
@@ -155,13 +154,6 @@ def run_features(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe cell: NaN/NA -> None, numpy scalars -> Python."""
-    if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
 def run_regress(args: argparse.Namespace) -> int:
     """Handler of `emoclip regress`: prints the result table and writes it as JSON.
 
@@ -180,7 +172,7 @@ def run_regress(args: argparse.Namespace) -> int:
                            outer_folds=args.outer_folds, inner_folds=args.inner_folds,
                            aggregate=args.aggregate and args.level == "video", progress=not args.no_progress)
     print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    records = [{k: _plain(v) for k, v in row.items()} for row in result.table.to_dict("records")]
+    records = [{k: json_cell(v) for k, v in row.items()} for row in result.table.to_dict("records")]
     atomic_write_json({"features": str(args.features), "level": args.level, "aggregate": args.aggregate,
                        "models": models, "seed": args.seed, "n_boot": args.n_boot,
                        "outer_folds": args.outer_folds, "inner_folds": args.inner_folds,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -49,6 +50,19 @@ def atomic_write_json(data: Any, path: str | Path) -> Path:
     """
     text = json.dumps(data, indent=2, default=_json_default) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def json_cell(value: Any) -> Any:
+    """A table cell in JSON-safe form: NaN, NA and None become None, numpy scalars Python numbers.
+
+    Args:
+        value: one cell of a pandas table.
+    """
+    import pandas as pd  # only table writers need pandas; keep it out of every io_utils import
+
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def _json_default(obj: Any) -> Any:

@@ -17,7 +17,6 @@ The mean-predictor baseline has encoder "none"; "average" rows are means over it
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,7 +32,7 @@ from .clip_backbone import load_clip
 from .errors import DataError, UserError
 from .faces import FaceCrop
 from .features import ENCODERS, extract_features, feature_matrix, subject_features
-from .io_utils import atomic_write
+from .io_utils import atomic_write, json_cell
 from .model import EmoCLIP
 from .prepare import load_results
 from .regression import AVERAGE_ITEM, MODELS, reference_agreement, regress_items
@@ -203,22 +202,15 @@ def summary(table: pd.DataFrame) -> dict[str, Any]:
     avg = table[table["item"] == AVERAGE_ITEM]
     averages: dict[str, dict] = {}
     for r in avg.to_dict("records"):
-        averages.setdefault(r["encoder"], {})[r["method"]] = {"pcc": _plain(r["pcc"]), "ccc": _plain(r["ccc"])}
+        averages.setdefault(r["encoder"], {})[r["method"]] = {"pcc": json_cell(r["pcc"]), "ccc": json_cell(r["ccc"])}
     learned = avg[(avg["method"] != "mean") & avg["pcc"].notna()]
     best = None if learned.empty else learned.loc[learned["pcc"].idxmax()]
-    best_rec = None if best is None else {k: _plain(best[k]) for k in ("encoder", "method", "pcc", "ccc")}
+    best_rec = None if best is None else {k: json_cell(best[k]) for k in ("encoder", "method", "pcc", "ccc")}
     return {"averages": averages, "best": best_rec}
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe cell: NaN/NA -> None, numpy scalars -> Python."""
-    if value is pd.NA or value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
 def _records(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
-    return None if table is None else [{k: _plain(v) for k, v in r.items()} for r in table.to_dict("records")]
+    return None if table is None else [{k: json_cell(v) for k, v in r.items()} for r in table.to_dict("records")]
 
 
 def _regress_encoders(feats: dict[str, pd.DataFrame], models: list[str], level: str,
