@@ -213,7 +213,7 @@ def _pretrain_on_rank0(out: Path, kwargs: dict[str, Any], ctx: D.DistContext, pr
         folds = list(settings["folds"] or sorted({r.fold for r in rows if r.fold is not None})[:1] or [None])
         first = select(rows, fold=folds[0], split="train")
         st.prepare_backbone(out, settings["backbone"], first, root, settings["seed"], settings["pretrain_epochs"],
-                            ctx.device, progress)
+                            ctx.device, progress, settings["pretrain_web_pictures"])
     D.barrier(ctx)
 
 

@@ -24,18 +24,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .clip_backbone import build_clip_from_state_dict, load_clip
-from .clip_pretrain_data import (FRAME_SPAN, clip_groups, embed_images, epoch_order, frame_positions,
-                                 load_frames, training_pairs)
+from .clip_text import encode_text_trimmed
+from .clip_pretrain_data import (FRAME_SPAN, PretrainData, assemble_data, clip_groups, embed_images, epoch_order,
+                                 frame_positions, load_frames, training_pairs)
 from .errors import UserError
 from .io_utils import atomic_torch_save, atomic_write_json
 from .manifest import ManifestRow
 from .model import contrastive_loss
 from .preprocess import augment_clip, normalize
-from .tokenizer import tokenize
 
-__all__ = ["FRAME_SPAN", "clip_groups", "clip_logits", "embed_images", "epoch_order", "fingerprint",
-           "frame_positions", "load_frames", "lr_factor", "pretrain_clip", "training_pairs"]
+__all__ = ["FRAME_SPAN", "PretrainData", "assemble_data", "clip_groups", "clip_logits", "embed_images", "epoch_order",
+           "fingerprint", "frame_positions", "load_frames", "lr_factor", "pretrain_clip", "training_pairs"]
 FORMAT = "emoclip_lib.clip_pretrain"
+WEB_FORMAT = 1  # version of the web corpus generator (`synth_web`): bump when its pictures or captions change
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(logit_scale) at 100
 
 
@@ -82,13 +83,15 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def _batch(frames: torch.Tensor, tokens: torch.Tensor, idx: torch.Tensor, g: torch.Generator,
+def _batch(data: PretrainData, idx: torch.Tensor, g: torch.Generator,
            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random frame per clip of `idx`, augmented and normalised, and the clips' caption tokens."""
-    pick = torch.randint(frames.shape[1], (len(idx),), generator=g)  # (B,)
-    images = frames[idx, pick].float().div_(255.0)  # (B, 3, S, S)
-    images = torch.cat([augment_clip(img[None], g) for img in images])  # (B, 3, S, S)
-    return normalize(images).to(device), tokens[idx].to(device)
+    """One random frame per item of `idx` (clip frames augmented, web pictures as drawn), normalised,
+    and the items' caption tokens."""
+    pick = torch.randint(data.frames.shape[1], (len(idx),), generator=g)  # (B,)
+    images = data.frames[idx, pick].float().div_(255.0)  # (B, 3, S, S)
+    images = torch.cat([augment_clip(img[None], g) if aug else img[None]
+                        for img, aug in zip(images, data.augment[idx].tolist())])  # (B, 3, S, S)
+    return normalize(images).to(device), data.tokens[idx].to(device)
 
 
 def clip_logits(model: nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -102,22 +105,21 @@ def clip_logits(model: nn.Module, images: torch.Tensor, tokens: torch.Tensor) ->
         (B, B) image-to-text logits.
     """
     img = F.normalize(model.encode_image(images), dim=-1)  # (B, D)
-    txt = F.normalize(model.encode_text(tokens), dim=-1)  # (B, D)
+    txt = F.normalize(encode_text_trimmed(model, tokens), dim=-1)  # (B, D)
     return model.logit_scale.exp() * img @ txt.t()
 
 
-def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: tuple[torch.Tensor, ...],
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: PretrainData,
                  epoch: int, cfg: dict[str, Any], device: torch.device) -> float:
-    """One pass over the clips in near-equal batches of whole groups; returns the mean loss."""
-    frames, tokens, groups = data
+    """One pass over the items in near-equal batches of whole groups; returns the mean loss."""
     g = _epoch_generator(cfg["seed"], epoch)
-    n_batches = max(1, round(len(frames) / cfg["batch_size"]))
+    n_batches = max(1, round(len(data.frames) / cfg["batch_size"]))
     total, warmup = cfg["epochs"] * n_batches, max(1, round(cfg["warmup_frac"] * cfg["epochs"] * n_batches))
     losses = []
-    for b, idx in enumerate(epoch_order(groups, g).tensor_split(n_batches)):
+    for b, idx in enumerate(epoch_order(data.groups, g).tensor_split(n_batches)):
         for group in opt.param_groups:
             group["lr"] = cfg["lr"] * lr_factor(epoch * n_batches + b, total, warmup)
-        loss = contrastive_loss(clip_logits(model, *_batch(frames, tokens, idx, g, device)))
+        loss = contrastive_loss(clip_logits(model, *_batch(data, idx, g, device)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -144,6 +146,8 @@ def _check_config(cfg: dict[str, Any], num_threads: int | None) -> None:
     for name in ("epochs", "frames_per_clip"):
         if int(cfg[name]) < 1:
             raise UserError(f"{name} must be at least 1, got {cfg[name]}")
+    if int(cfg["web_pictures"]) < 0:
+        raise UserError(f"web_pictures must be 0 or more, got {cfg['web_pictures']}")
     if int(cfg["batch_size"]) < 2:
         raise UserError(f"batch_size must be at least 2 for contrastive training, got {cfg['batch_size']}")
     if not cfg["lr"] > 0 or not 0.0 <= cfg["warmup_frac"] < 1.0:
@@ -174,7 +178,8 @@ def _save_final(model: nn.Module, out_path: Path, meta: dict[str, Any]) -> None:
 def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Path, *, seed: int = 0,
                   epochs: int = 60, batch_size: int = 128, lr: float = 2e-3, frames_per_clip: int = 4,
                   size: int | None = None, weight_decay: float = 0.1, warmup_frac: float = 0.1,
-                  backbone: str = "tiny", group_by_subject: bool = True, device: str | torch.device = "cpu",
+                  backbone: str = "tiny", group_by_subject: bool = True, web_pictures: int = 0,
+                  device: str | torch.device = "cpu",
                   progress: bool = True, resume: bool = True, checkpoint_seconds: float = 10.0,
                   num_threads: int | None = 1, max_epochs_this_call: int | None = None) -> nn.Module:
     """Pretrain both towers of a random CLIP on (frame, caption) pairs, or load the finished run from `out_path`
@@ -196,6 +201,8 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
         backbone: `load_clip` name of the random architecture ("tiny" or "random:<name>").
         group_by_subject: fill batches with whole subjects, so that a caption must be told apart from
             captions of the same person (same looks, often the same room) by the expression.
+        web_pictures: synthetic face pictures with expression captions added to the pairs (`synth_web`), the
+            stand-in for the web data real CLIP learnt faces from; 0 = the training clips only.
         device: where to train.
         progress: show progress bars.
         resume: continue from `<out_path>.partial` when it has the same fingerprint.
@@ -209,7 +216,8 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
     """
     cfg = dict(format=FORMAT, backbone=backbone, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                weight_decay=weight_decay, warmup_frac=warmup_frac, frames_per_clip=frames_per_clip,
-               group_by_subject=group_by_subject, frame_span=list(FRAME_SPAN))
+               group_by_subject=group_by_subject, frame_span=list(FRAME_SPAN), web_pictures=web_pictures,
+               web_format=WEB_FORMAT)
     _check_config(cfg, num_threads)
     pairs = training_pairs(rows)
     if len(pairs) < 2:
@@ -229,9 +237,8 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
         return build_clip_from_state_dict(cached["state_dict"], source=str(out_path)).to(dev)
 
     t0 = time.perf_counter()
-    frames = load_frames(pairs, root, frames_per_clip, resolution, progress)
-    data = (frames, tokenize([r.caption for r in pairs]), clip_groups(pairs, group_by_subject))
-    meta: dict[str, Any] = dict(config=cfg, fingerprint=key, clips=len(pairs),
+    data = assemble_data(pairs, root, frames_per_clip, resolution, group_by_subject, web_pictures, seed, progress)
+    meta: dict[str, Any] = dict(config=cfg, fingerprint=key, clips=len(pairs), web_pictures=web_pictures,
                                 decode_seconds=round(time.perf_counter() - t0, 2))
     with _torch_threads(num_threads, dev):
         _fit(model.to(dev), data, meta, partial, dev, resume, max_epochs_this_call, checkpoint_seconds, progress)

@@ -6,6 +6,7 @@ the model's resolution and kept in memory as uint8.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,8 @@ from tqdm.auto import tqdm
 from .errors import DataError
 from .manifest import ManifestRow
 from .preprocess import normalize, resize_center_crop
+from .synth_web import web_stills
+from .tokenizer import tokenize
 from .video import count_frames, read_frames
 
 # Frames are taken evenly from this span of the clip (fractions of its length): the expressive middle.
@@ -100,6 +103,40 @@ def epoch_order(groups: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     perm = torch.randperm(len(groups), generator=g)  # (N,)
     rank = torch.randperm(int(groups.max()) + 1, generator=g)  # a random rank per group
     return perm[torch.sort(rank[groups[perm]], stable=True).indices]
+
+
+class PretrainData(NamedTuple):
+    """Everything one pretraining epoch draws from: N training clips first, then the web pictures."""
+
+    frames: torch.Tensor  # (N + M, F, 3, S, S) uint8; a web picture is repeated F times
+    tokens: torch.Tensor  # (N + M, 77) caption tokens
+    groups: torch.Tensor  # (N + M,) batch group of each item (a subject, or the item alone)
+    augment: torch.Tensor  # (N + M,) bool: augment this item (training clips) or not (web pictures)
+
+
+def assemble_data(pairs: list[ManifestRow], root: str | Path, frames_per_clip: int, size: int, by_subject: bool,
+                  web_pictures: int, seed: int, progress: bool = True) -> PretrainData:
+    """Decode the training clips' frames and draw `web_pictures` synthetic web pictures (`synth_web`).
+
+    Args:
+        pairs: one row per clip (see `training_pairs`).
+        root: dataset root the rows' paths are relative to.
+        frames_per_clip: frames kept per clip.
+        size: the model's input resolution.
+        by_subject: group clips by subject (see `clip_groups`); web pictures are each their own group.
+        web_pictures: number of web pictures (0 = the training clips only).
+        seed: seed of the web corpus.
+        progress: show progress bars.
+    """
+    frames = load_frames(pairs, root, frames_per_clip, size, progress)  # (N, F, 3, S, S)
+    stills, captions = web_stills(web_pictures, seed, size, progress)  # (M, 3, S, S)
+    groups = clip_groups(pairs, by_subject)
+    first = int(groups.max()) + 1 if len(groups) else 0
+    return PretrainData(
+        frames=torch.cat([frames, stills[:, None].expand(-1, frames_per_clip, -1, -1, -1)]),
+        tokens=tokenize([r.caption for r in pairs] + captions),
+        groups=torch.cat([groups, first + torch.arange(web_pictures)]),
+        augment=torch.cat([torch.ones(len(pairs), dtype=torch.bool), torch.zeros(web_pictures, dtype=torch.bool)]))
 
 
 @torch.no_grad()

@@ -77,7 +77,7 @@ def training_rows(run_dir: Path) -> tuple[list[ManifestRow], Path, dict[str, Any
 
 
 def prepare_backbone(run_dir: Path, backbone: str, rows: list[ManifestRow], root: Path, seed: int,
-                     pretrain_epochs: int, device: torch.device, progress: bool) -> str:
+                     pretrain_epochs: int, device: torch.device, progress: bool, web_pictures: int = 0) -> str:
     """The CLIP backbone to build EmoCLIP on: a named/filed CLIP, or `tiny` pretrained on the training split.
 
     Args:
@@ -89,13 +89,14 @@ def prepare_backbone(run_dir: Path, backbone: str, rows: list[ManifestRow], root
         pretrain_epochs: epochs of the `tiny` pretraining.
         device: where to pretrain.
         progress: show progress bars.
+        web_pictures: synthetic web pictures added to the `tiny` pretraining (see `synth_web`).
     Returns:
         what `load_clip` takes: the pretrained file (relative to run_dir) or `backbone` unchanged.
     """
     if not (backbone == "tiny" or backbone.startswith("tiny@")):
         return backbone
     pretrain_clip(rows, root, run_dir / PRETRAINED_BACKBONE, seed=seed, epochs=pretrain_epochs,
-                  backbone=backbone, device=device, progress=progress)
+                  web_pictures=web_pictures, backbone=backbone, device=device, progress=progress)
     return PRETRAINED_BACKBONE
 
 
@@ -167,7 +168,8 @@ def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequ
 
 
 def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Sequence[int] | None = None,
-              backbone: str = "tiny", pretrain_epochs: int = 60, layout: str = "standard", layers: int = 2,
+              backbone: str = "tiny", pretrain_epochs: int = 14,
+              pretrain_web_pictures: int = 6000, layout: str = "standard", layers: int = 2,
               heads: int = 8, freeze_visual: bool = True, freeze_text: bool = True, device: str = "auto",
               resume: bool = True, progress: bool = False, descriptions: str | None = None,
               **train_settings: Any) -> dict[str, Any]:
@@ -180,6 +182,7 @@ def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Seque
         folds: folds to train (default: the first one); empty-fold datasets train on their train split.
         backbone: "tiny" (pretrained here), a CLIP name such as "ViT-B/32", or a CLIP checkpoint path.
         pretrain_epochs: epochs of the tiny CLIP's pretraining.
+        pretrain_web_pictures: synthetic web pictures (faces with expression captions) in that pretraining.
         layout: "standard" (64-d heads) or "official" (2048-d heads, the released weights' layout).
         layers: temporal transformer depth.
         heads: attention heads.
@@ -204,7 +207,8 @@ def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Seque
     if unknown:
         raise UserError(f"folds {unknown} are not in the training manifest (it has {all_folds})")
     first = select(rows, fold=folds[0], split="train")
-    clip_name = prepare_backbone(run, backbone, first, root, seed, pretrain_epochs, dev, progress)
+    clip_name = prepare_backbone(run, backbone, first, root, seed, pretrain_epochs, dev, progress,
+                                 pretrain_web_pictures)
     temporal = TemporalConfig(layers=layers, heads=heads, layout=layout)
     model_config = ModelConfig(temporal=temporal, freeze_visual=freeze_visual, freeze_text=freeze_text)
     runs = []
@@ -223,7 +227,8 @@ def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Seque
                (str(desc) if desc else None),
                "settings": {"seed": seed, "n_seeds": n_seeds, "folds": folds, "backbone": backbone,
                             "layout": layout, "layers": layers, "heads": heads, "freeze_visual": freeze_visual,
-                            "freeze_text": freeze_text, "pretrain_epochs": pretrain_epochs, **train_settings}}
+                            "freeze_text": freeze_text, "pretrain_epochs": pretrain_epochs,
+                            "pretrain_web_pictures": pretrain_web_pictures, **train_settings}}
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes (see cli_train)
         write_stage(run, "03", results)
     return results

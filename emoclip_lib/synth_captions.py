@@ -236,6 +236,24 @@ def make_caption(person: Person, scene: Scene, visible: dict[str, float], labels
     return Caption(text=re.sub(r"\s+", " ", text).strip(), mentioned=mentioned, names_class=names_class)
 
 
+def still_caption(person: Person, scene: Scene, visible: dict[str, float], labels: tuple[str, ...],
+                  rng: np.random.Generator, p_class: float = 0.25) -> str:
+    """Caption of a single picture: only what the face does (no person, room or light), as in alt-text.
+
+    Args:
+        person: the identity (for pronouns).
+        scene: the filming conditions.
+        visible: component -> intensity of what is drawn.
+        labels: the picture's classes.
+        rng: random source of the wording.
+        p_class: probability of adding a sentence that names the emotion.
+    """
+    sentences, _ = _expression_sentences(visible, person, scene, rng)
+    if rng.random() < p_class:
+        sentences.append(_class_sentence(labels, person, rng))
+    return " ".join(s[0].upper() + s[1:] for s in sentences)
+
+
 def class_word_pattern(label: str) -> re.Pattern[str]:
     """Regex matching any adjective or noun used for a class in captions.
 

@@ -150,10 +150,12 @@ def check_compatible(state: dict[str, Any], model: EmoCLIP, config: TrainConfig,
         diffs = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
         raise UserError(f"cannot resume {path}: settings changed ({diffs}); restore them or use a new run_dir")
     if state["model_config"] != model.config.to_dict():
-        raise UserError(f"cannot resume {path}: the model configuration differs from the saved run's")
+        raise UserError(f"cannot resume {path}: the model configuration differs from the saved run's; restore "
+                        f"it, or delete {Path(path).parent} (or pass resume=False) to train anew")
     if state["frozen_fingerprint"] != frozen_fingerprint:
-        raise UserError(f"cannot resume {path}: the frozen CLIP weights differ from the saved run's; build the "
-                        f"model from the same backbone and seed")
+        raise UserError(f"cannot resume {path}: the frozen CLIP weights differ from the saved run's (another "
+                        f"backbone, seed or pretraining); build the model from the same backbone and seed, or "
+                        f"delete {Path(path).parent} (or pass resume=False) to train anew")
 
 
 def restore(state: dict[str, Any], model: EmoCLIP, optimizer: torch.optim.Optimizer, scheduler: Any,

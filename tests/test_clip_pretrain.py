@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from emoclip_lib.clip_backbone import load_clip
-from emoclip_lib.clip_pretrain import (clip_groups, embed_images, epoch_order, fingerprint, frame_positions,
-                                       load_frames, lr_factor, pretrain_clip, training_pairs)
+from emoclip_lib.clip_pretrain import (assemble_data, clip_groups, embed_images, epoch_order, fingerprint,
+                                       frame_positions, load_frames, lr_factor, pretrain_clip, training_pairs)
 from emoclip_lib.errors import DataError, UserError
 from emoclip_lib.manifest import ManifestRow
 from emoclip_lib.tokenizer import tokenize
@@ -117,6 +117,8 @@ def test_bad_arguments_are_user_errors(corpus, tmp_path) -> None:
         pretrain_clip(rows, root, tmp_path / "p.pt", size=64, progress=False)
     with pytest.raises(UserError, match="num_threads"):
         pretrain_clip(rows, root, tmp_path / "p.pt", num_threads=0, progress=False)
+    with pytest.raises(UserError, match="web_pictures"):
+        pretrain_clip(rows, root, tmp_path / "p.pt", web_pictures=-1, progress=False)
     with pytest.raises(UserError, match="at least 2 captioned clips"):
         pretrain_clip(rows[-1:], root, tmp_path / "p.pt", progress=False)
 
@@ -191,3 +193,25 @@ def test_learns_a_separable_set(corpus, tmp_path) -> None:
     predicted = (embed_images(model, frames) @ text.t()).argmax(1)  # (16,)
     truth = torch.tensor([CAPTIONS.index(p.caption) for p in pairs])
     assert (predicted == truth).float().mean() >= 0.9
+
+
+def test_web_pictures_join_the_clips(corpus) -> None:
+    root, rows = corpus
+    pairs = training_pairs(rows)
+    data = assemble_data(pairs, root, 2, 32, by_subject=True, web_pictures=5, seed=0, progress=False)
+    assert data.frames.shape == (21, 2, 3, 32, 32) and data.tokens.shape == (21, 77)
+    assert data.augment.tolist() == [True] * 16 + [False] * 5  # clip frames are augmented, pictures are not
+    assert torch.equal(data.frames[16, 0], data.frames[16, 1])  # a picture fills every frame slot
+    web_groups, clip_groups_ = set(data.groups[16:].tolist()), set(data.groups[:16].tolist())
+    assert len(web_groups) == 5 and not web_groups & clip_groups_  # each picture is a group of its own
+    none = assemble_data(pairs, root, 2, 32, by_subject=True, web_pictures=0, seed=0, progress=False)
+    assert torch.equal(none.frames, data.frames[:16]) and torch.equal(none.tokens, data.tokens[:16])
+
+
+def test_web_pictures_change_the_cached_model(corpus, tmp_path) -> None:
+    root, rows = corpus
+    plain = _weights(pretrain_clip(rows, root, tmp_path / "w.pt", seed=0, epochs=1, **FAST))
+    web = _weights(pretrain_clip(rows, root, tmp_path / "w.pt", seed=0, epochs=1, web_pictures=8, **FAST))
+    assert not _same(plain, web)  # not served from the clips-only cache
+    meta = json.loads((tmp_path / "w.pt.json").read_text())
+    assert meta["web_pictures"] == 8 and meta["config"]["web_pictures"] == 8
