@@ -25,7 +25,7 @@ from sklearn.linear_model import RidgeCV
 from emoclip_lib.clip_backbone import load_clip
 from emoclip_lib.clip_pretrain import embed_images, pretrain_clip
 from emoclip_lib.manifest import select
-from emoclip_lib.preprocess import resize_center_crop
+from emoclip_lib.preprocess import resize_center_crop_uint8
 from emoclip_lib.stage_training import training_rows
 from emoclip_lib.synth_faces import COMPONENTS
 from emoclip_lib.synth_web import web_still
@@ -38,7 +38,7 @@ def probe_set(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     """(n, 3, 32, 32) uint8 web pictures of `seed` and their (n, len(COMPONENTS)) drawn intensities."""
     pictures = [web_still(i, seed) for i in range(n)]
     frames = torch.from_numpy(np.stack([p.frame for p in pictures])).permute(0, 3, 1, 2)  # (n, 3, 112, 112)
-    images = resize_center_crop(frames, 32).mul(255.0).round().clamp(0, 255).to(torch.uint8)
+    images = resize_center_crop_uint8(frames, 32)
     targets = np.array([[p.apex.get(c, 0.0) for c in COMPONENTS] for p in pictures])
     return images, targets
 

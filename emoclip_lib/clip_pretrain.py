@@ -32,11 +32,11 @@ from .io_utils import atomic_torch_save, atomic_write_json
 from .manifest import ManifestRow
 from .model import contrastive_loss
 from .preprocess import augment_clip, normalize
+from .synth_web import WEB_FORMAT
 
 __all__ = ["FRAME_SPAN", "PretrainData", "assemble_data", "clip_groups", "clip_logits", "embed_images", "epoch_order",
            "fingerprint", "frame_positions", "load_frames", "lr_factor", "pretrain_clip", "training_pairs"]
 FORMAT = "emoclip_lib.clip_pretrain"
-WEB_FORMAT = 1  # version of the web corpus generator (`synth_web`): bump when its pictures or captions change
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(logit_scale) at 100
 
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .errors import DataError
 from .manifest import ManifestRow
-from .preprocess import normalize, resize_center_crop
+from .preprocess import normalize, resize_center_crop_uint8
 from .synth_web import web_stills
 from .tokenizer import tokenize
 from .video import count_frames, read_frames
@@ -72,7 +72,7 @@ def load_frames(rows: list[ManifestRow], root: str | Path, frames_per_clip: int,
     for i, row in enumerate(tqdm(rows, desc="decoding frames", disable=not progress)):
         path = Path(root) / row.path
         frames = read_frames(path, frame_positions(count_frames(path), frames_per_clip))  # (F, 3, H, W)
-        out[i] = resize_center_crop(frames, size).mul_(255.0).round_().to(torch.uint8)
+        out[i] = resize_center_crop_uint8(frames, size)
     return out
 
 

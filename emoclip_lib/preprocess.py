@@ -44,6 +44,16 @@ def resize_center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
     return x.reshape(*lead, 3, size, size)
 
 
+def resize_center_crop_uint8(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """`resize_center_crop` stored compactly: the same pixels rounded to uint8 (frames kept in memory).
+
+    Args:
+        frames: (..., 3, H, W) uint8 or float in [0, 1].
+        size: output side length in pixels.
+    """
+    return resize_center_crop(frames, size).mul_(255.0).round_().to(torch.uint8)
+
+
 def normalize(frames: torch.Tensor) -> torch.Tensor:
     """Apply CLIP's mean/std normalisation.
 

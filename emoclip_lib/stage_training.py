@@ -77,7 +77,7 @@ def training_rows(run_dir: Path) -> tuple[list[ManifestRow], Path, dict[str, Any
 
 
 def prepare_backbone(run_dir: Path, backbone: str, rows: list[ManifestRow], root: Path, seed: int,
-                     pretrain_epochs: int, device: torch.device, progress: bool, web_pictures: int = 0) -> str:
+                     pretrain_epochs: int, device: torch.device, progress: bool, web_pictures: int) -> str:
     """The CLIP backbone to build EmoCLIP on: a named/filed CLIP, or `tiny` pretrained on the training split.
 
     Args:

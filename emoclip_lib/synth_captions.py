@@ -182,6 +182,11 @@ def _dynamics_sentence(onset: float, release: float, rng: np.random.Generator) -
     return f"The expression {speed} and {end}."
 
 
+def _capitalised(sentences: list[str]) -> str:
+    """The sentences joined by spaces, each starting with a capital letter."""
+    return " ".join(s[0].upper() + s[1:] for s in sentences)
+
+
 def _class_sentence(labels: tuple[str, ...], person: Person, rng: np.random.Generator) -> str:
     subj, poss = _pronouns(person)
     adjs = [_pick(rng, CLASS_WORDS[c][0]) for c in labels]
@@ -232,7 +237,7 @@ def make_caption(person: Person, scene: Scene, visible: dict[str, float], labels
     names_class = bool(rng.random() < p_class)
     if names_class:
         sentences.insert(len(sentences) - int(rng.integers(0, 2)), _class_sentence(labels, person, rng))
-    text = " ".join(s[0].upper() + s[1:] for s in sentences)
+    text = _capitalised(sentences)
     return Caption(text=re.sub(r"\s+", " ", text).strip(), mentioned=mentioned, names_class=names_class)
 
 
@@ -251,7 +256,7 @@ def still_caption(person: Person, scene: Scene, visible: dict[str, float], label
     sentences, _ = _expression_sentences(visible, person, scene, rng)
     if rng.random() < p_class:
         sentences.append(_class_sentence(labels, person, rng))
-    return " ".join(s[0].upper() + s[1:] for s in sentences)
+    return _capitalised(sentences)
 
 
 def class_word_pattern(label: str) -> re.Pattern[str]:
