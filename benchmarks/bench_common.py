@@ -17,10 +17,10 @@ from typing import Any, Callable
 
 import torch
 
-from emoclip_lib.classes import CANONICAL_CLASSES
-from emoclip_lib.manifest import ManifestRow
-from emoclip_lib.synth_io import write_video
-from emoclip_lib.synth_world import render_example
+from emoclip_lib.data.classes import CANONICAL_CLASSES
+from emoclip_lib.data.manifest import ManifestRow
+from emoclip_lib.synth.files import write_video
+from emoclip_lib.synth.world import render_example
 
 
 @dataclass

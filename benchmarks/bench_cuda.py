@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench_common import BenchContext, SectionResult, cuda_sync, measure, synthetic_clips
-from emoclip_lib.checkpoint import build_model
-from emoclip_lib.classes import CANONICAL_CLASSES
-from emoclip_lib.clip_backbone import load_clip
-from emoclip_lib.feature_cache import Preprocessing, build_frame_cache
-from emoclip_lib.model import ModelConfig
+from emoclip_lib.model.checkpoint import build_model
+from emoclip_lib.data.classes import CANONICAL_CLASSES
+from emoclip_lib.model.clip import load_clip
+from emoclip_lib.features.frame_cache import Preprocessing, build_frame_cache
+from emoclip_lib.model.emoclip import ModelConfig
 
 TITLE = "CUDA: ViT-B/32 frame encoding and cache build"
 GFLOPS_PER_FRAME = 4.4  # ViT-B/32 image forward at 224 x 224

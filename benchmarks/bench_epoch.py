@@ -28,13 +28,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from emoclip_lib.distributed import DistContext
-from emoclip_lib.feature_dataset import collate_features
-from emoclip_lib.model import EmoCLIP, ModelConfig, TemporalConfig
-from emoclip_lib.train_config import TrainConfig
-from emoclip_lib.train_data import make_train_loader
-from emoclip_lib.train_state import build_optimizer
-from emoclip_lib.train_step import BatchSpec, ContrastiveStep, train_epoch
+from emoclip_lib.train.distributed import DistContext
+from emoclip_lib.train.cached_dataset import collate_features
+from emoclip_lib.model.emoclip import EmoCLIP, ModelConfig, TemporalConfig
+from emoclip_lib.train.config import TrainConfig
+from emoclip_lib.train.data import make_train_loader
+from emoclip_lib.train.state import build_optimizer
+from emoclip_lib.train.step import BatchSpec, ContrastiveStep, train_epoch
 
 D_MODEL, FRAMES, BATCH = 512, 16, 64
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -1,7 +1,7 @@
 """Section 3: video loading speed (always on the CPU).
 
 Frames/s of whole-clip decoding from mp4 (decord) and from JPEG frame folders (PIL), both through
-`emoclip_lib.video.read_frames`; then clips/s of `emoclip_lib.dataset.VideoDataset` (training
+`emoclip_lib.data.video.read_frames`; then clips/s of `emoclip_lib.data.dataset.VideoDataset` (training
 sampling: 16 frames, every 2nd, resize + centre crop 224, augmentation) behind a DataLoader with 0
 and 2 workers, i.e. how many clips per second the loader can feed the model.
 """
@@ -14,10 +14,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from bench_common import BenchContext, SectionResult, measure, synthetic_clips
-from emoclip_lib.classes import CANONICAL_CLASSES
-from emoclip_lib.dataset import VideoDataset, collate
-from emoclip_lib.manifest import ManifestRow
-from emoclip_lib.video import read_frames
+from emoclip_lib.data.classes import CANONICAL_CLASSES
+from emoclip_lib.data.dataset import VideoDataset, collate
+from emoclip_lib.data.manifest import ManifestRow
+from emoclip_lib.data.video import read_frames
 
 TITLE = "Video loading"
 

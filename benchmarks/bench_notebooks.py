@@ -16,7 +16,7 @@ from pathlib import Path
 
 import papermill
 
-from emoclip_lib.runner import NOTEBOOK_DIR, notebook_paths
+from emoclip_lib.pipeline.reproduce import NOTEBOOK_DIR, notebook_paths
 
 
 def time_notebooks(run_dir: Path) -> dict[str, float]:

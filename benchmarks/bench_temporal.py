@@ -1,7 +1,7 @@
 """Section 2: temporal transformer forward + backward, this project's module vs the official layout's reference.
 
-`emoclip_lib.model.TemporalTransformer` (fused scaled-dot-product attention) and
-`emoclip_lib.official.OfficialTemporalReference` (einsum attention, the official code's structure) are
+`emoclip_lib.model.emoclip.TemporalTransformer` (fused scaled-dot-product attention) and
+`emoclip_lib.model.official.OfficialTemporalReference` (einsum attention, the official code's structure) are
 given the SAME weights (official keys converted with `official.convert_temporal_keys`) and checked for
 equal outputs and input gradients; then both are timed at the official layout (2048-d heads, MLP of
 d_model) and ours alone at the default layout (64-d heads, MLP 4 x d_model).
@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from bench_common import BenchContext, SectionResult, cuda_sync, measure
-from emoclip_lib.model import TemporalConfig, TemporalTransformer
-from emoclip_lib.official import OfficialTemporalReference, convert_temporal_keys
+from emoclip_lib.model.emoclip import TemporalConfig, TemporalTransformer
+from emoclip_lib.model.official import OfficialTemporalReference, convert_temporal_keys
 
 TITLE = "Temporal transformer forward+backward"
 

@@ -27,17 +27,17 @@ from torch import nn
 
 import bench_epoch
 from bench_common import BenchContext, SectionResult, cuda_sync, measure, synthetic_clips
-from emoclip_lib.classes import CANONICAL_CLASSES
-from emoclip_lib.clip_backbone import TINY_ARCH, load_clip, openai_clip_module
-from emoclip_lib.distributed import DistContext
-from emoclip_lib.manifest import ManifestRow
-from emoclip_lib.model import EmoCLIP, ModelConfig, TemporalConfig
-from emoclip_lib.tokenizer import tokenize
-from emoclip_lib.train_config import TrainConfig
-from emoclip_lib.train_data import make_train_loader
-from emoclip_lib.train_inputs import prepare_inputs
-from emoclip_lib.train_state import build_optimizer
-from emoclip_lib.train_step import ContrastiveStep, train_epoch
+from emoclip_lib.data.classes import CANONICAL_CLASSES
+from emoclip_lib.model.clip import TINY_ARCH, load_clip, openai_clip_module
+from emoclip_lib.train.distributed import DistContext
+from emoclip_lib.data.manifest import ManifestRow
+from emoclip_lib.model.emoclip import EmoCLIP, ModelConfig, TemporalConfig
+from emoclip_lib.data.tokenizer import tokenize
+from emoclip_lib.train.config import TrainConfig
+from emoclip_lib.train.data import make_train_loader
+from emoclip_lib.train.inputs import prepare_inputs
+from emoclip_lib.train.state import build_optimizer
+from emoclip_lib.train.step import ContrastiveStep, train_epoch
 
 TITLE = "Training epoch: full path vs cached embeddings"
 EPOCH_CLIPS = 10_045  # all MAFW clips

@@ -1,7 +1,7 @@
 """How much of the face's expression the pretrained tiny CLIP's image tower sees (a linear probe).
 
 Pretrains the `tiny` CLIP of the synthetic profile on a run's training clips, with and without the synthetic
-web pictures (`emoclip_lib.synth_web`), then fits a ridge probe from frozen image embeddings to the drawn
+web pictures (`emoclip_lib.synth.web`), then fits a ridge probe from frozen image embeddings to the drawn
 expression components of held-out web pictures (other identities, another seed) and reports R^2 per
 component. Needs a run directory where notebook 01 (or `emoclip train --stage prepare`) has run.
 
@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from sklearn.linear_model import RidgeCV
 
-from emoclip_lib.clip_backbone import load_clip
-from emoclip_lib.clip_pretrain import embed_images, pretrain_clip
-from emoclip_lib.manifest import select
-from emoclip_lib.preprocess import resize_center_crop_uint8
-from emoclip_lib.stage_training import training_rows
-from emoclip_lib.synth_faces import COMPONENTS
-from emoclip_lib.synth_web import web_still
+from emoclip_lib.model.clip import load_clip
+from emoclip_lib.train.pretrain import embed_images, pretrain_clip
+from emoclip_lib.data.manifest import select
+from emoclip_lib.data.preprocess import resize_center_crop_uint8
+from emoclip_lib.pipeline.training import training_rows
+from emoclip_lib.synth.faces import COMPONENTS
+from emoclip_lib.synth.web import web_still
 
 CONFIGS = {"clips only (60 epochs)": dict(epochs=60, web_pictures=0),
            "clips + 6000 web pictures (14 epochs)": dict(epochs=14, web_pictures=6000)}

@@ -1,33 +1,26 @@
 """EmoCLIP reproducibility suite: the shared library behind the notebooks and the `emoclip` command.
 
-Public entry points are imported lazily so that `import emoclip_lib` stays cheap and side-effect free.
+Subpackages, in the direction data flows: `data` (manifests, videos, preprocessing, tokenizer,
+release converters), `captions` (curation), `synth` (the synthetic face-video world), `model`
+(CLIP backbone, EmoCLIP, checkpoints), `features` (frame-embedding cache, the window encoder),
+`train` (contrastive training), `zeroshot` (class prompts, evaluation, prediction, explorer),
+`downstream` (symptom regression), `pipeline` (the notebooks' stages and the run folder) and `cli`.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from . import metrics as metrics
+from .data import preprocess_frames as preprocess_frames
+from .data import tokenize as tokenize
+from .errors import UserError as UserError
+from .model import EmoCLIP as EmoCLIP
+from .model import ModelConfig as ModelConfig
+from .model import TemporalConfig as TemporalConfig
+from .model import build_model as build_model
+from .model import contrastive_loss as contrastive_loss
+from .model import load_checkpoint as load_checkpoint
+from .model import load_clip as load_clip
+from .model import save_checkpoint as save_checkpoint
 
 __version__ = "0.1.0"
-
-_EXPORTS: dict[str, str] = {
-    "load_clip": "clip_backbone",
-    "tokenize": "tokenizer",
-    "preprocess_frames": "preprocess",
-    "build_model": "checkpoint",
-    "load_checkpoint": "checkpoint",
-    "save_checkpoint": "checkpoint",
-    "EmoCLIP": "model",
-    "ModelConfig": "model",
-    "TemporalConfig": "model",
-    "contrastive_loss": "model",
-    "UserError": "errors",
-}
-__all__ = sorted(_EXPORTS) + ["metrics"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "metrics":
-        return importlib.import_module(".metrics", __name__)
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module 'emoclip_lib' has no attribute {name!r}")
+__all__ = ["EmoCLIP", "ModelConfig", "TemporalConfig", "UserError", "build_model", "contrastive_loss",
+           "load_checkpoint", "load_clip", "metrics", "preprocess_frames", "save_checkpoint", "tokenize"]

@@ -8,14 +8,14 @@ import random
 import numpy as np
 import pytest
 
-from emoclip_lib.captions import (class_vocabulary, clean_caption, clean_rows, conflicting_paths, curate,
+from emoclip_lib.captions.curate import (class_vocabulary, clean_caption, clean_rows, conflicting_paths, curate,
                                   find_duplicates, find_empty, find_exact_duplicates, find_near_duplicates,
                                   leakage, shorten_caption, summary_json, token_audit, token_summary,
                                   unique_samples)
-from emoclip_lib.captions_dedup import band_params, jaccard, lsh_candidates, minhash_signatures, shingles
+from emoclip_lib.captions.dedup import band_params, jaccard, lsh_candidates, minhash_signatures, shingles
 from emoclip_lib.errors import UserError
-from emoclip_lib.manifest import ManifestRow
-from emoclip_lib.tokenizer import get_tokenizer, tokenize
+from emoclip_lib.data.manifest import ManifestRow
+from emoclip_lib.data.tokenizer import get_tokenizer, tokenize
 
 SENTENCE = "The woman on the left frowns deeply, her eyebrows pulled together and lips pressed tight."  # 18 tokens
 

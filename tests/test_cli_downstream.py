@@ -6,9 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from emoclip_lib import cli, cli_downstream, features
-from emoclip_lib.checkpoint import build_model, save_checkpoint
-from emoclip_lib.model import ModelConfig, TemporalConfig
+from emoclip_lib import cli
+
+from emoclip_lib.cli import downstream as cli_downstream
+
+from emoclip_lib.downstream import features
+from emoclip_lib.model.checkpoint import build_model, save_checkpoint
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
 from test_features import random_video
 
 N_SUBJECTS = 6

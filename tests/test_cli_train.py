@@ -7,8 +7,16 @@ import json
 import nbformat
 import pytest
 
-from emoclip_lib import cli, cli_train, prepare, stage_curation, stage_training
-from emoclip_lib import distributed as D
+from emoclip_lib import cli
+
+from emoclip_lib.cli import train as cli_train
+
+from emoclip_lib.pipeline import prepare
+
+from emoclip_lib.pipeline import curation as stage_curation
+
+from emoclip_lib.pipeline import training as stage_training
+from emoclip_lib.train import distributed as D
 from emoclip_lib.runtime import write_stage
 
 STAGE_MODULES = {"prepare": (prepare, "prepare_data"), "curate": (stage_curation, "curate_run"),

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from emoclip_lib import clip_backbone as cb
+from emoclip_lib.model import clip as cb
 from emoclip_lib.errors import UserError
-from emoclip_lib.tokenizer import tokenize
+from emoclip_lib.data.tokenizer import tokenize
 
 
 @pytest.fixture(scope="module")

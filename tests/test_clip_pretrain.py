@@ -1,4 +1,4 @@
-"""Tests for the contrastive CLIP pretraining stand-in (emoclip_lib.clip_pretrain)."""
+"""Tests for the contrastive CLIP pretraining stand-in (emoclip_lib.train.pretrain)."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from emoclip_lib.clip_backbone import load_clip
-from emoclip_lib.clip_pretrain import (assemble_data, clip_groups, embed_images, epoch_order, fingerprint,
+from emoclip_lib.model.clip import load_clip
+from emoclip_lib.train.pretrain import (assemble_data, clip_groups, embed_images, epoch_order, fingerprint,
                                        frame_positions, load_frames, lr_factor, pretrain_clip, training_pairs)
 from emoclip_lib.errors import DataError, UserError
-from emoclip_lib.manifest import ManifestRow
-from emoclip_lib.tokenizer import tokenize
+from emoclip_lib.data.manifest import ManifestRow
+from emoclip_lib.data.tokenizer import tokenize
 
 CAPTIONS = ("a bright red square face with the mouth wide open", "a dark blue round face frowning quietly")
 FAST = dict(batch_size=8, lr=3e-3, frames_per_clip=2, progress=False)
@@ -137,7 +137,7 @@ def test_deterministic_and_cached(corpus, tmp_path, monkeypatch) -> None:
     assert not (tmp_path / "a.pt.partial").exists()
     assert _same(a, _weights(load_clip(str(tmp_path / "a.pt"))))  # the cache is a loadable CLIP checkpoint
 
-    import emoclip_lib.clip_pretrain as cp
+    import emoclip_lib.train.pretrain as cp
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained although the cache matches")
@@ -160,7 +160,7 @@ def test_resume_matches_uninterrupted_run(corpus, tmp_path, monkeypatch) -> None
     assert json.loads((tmp_path / "stopped.pt.json").read_text())["epochs_done"] == 3
     assert not (tmp_path / "stopped.pt.partial").exists()
 
-    import emoclip_lib.clip_pretrain as cp
+    import emoclip_lib.train.pretrain as cp
 
     real, calls = cp._train_epoch, []
 

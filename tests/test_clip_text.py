@@ -1,11 +1,11 @@
-"""Tests for the padding-free text tower (emoclip_lib.clip_text)."""
+"""Tests for the padding-free text tower (emoclip_lib.model.clip_text)."""
 from __future__ import annotations
 
 import torch
 
-from emoclip_lib.clip_backbone import load_clip
-from emoclip_lib.clip_text import encode_text_trimmed
-from emoclip_lib.tokenizer import tokenize
+from emoclip_lib.model.clip import load_clip
+from emoclip_lib.model.clip_text import encode_text_trimmed
+from emoclip_lib.data.tokenizer import tokenize
 
 
 def test_trimmed_text_tower_equals_openai_encode_text() -> None:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from emoclip_lib import cli_data
-from emoclip_lib.converters import convert
+from emoclip_lib.cli import data as cli_data
+from emoclip_lib.data.converters.registry import convert
 from emoclip_lib.errors import DataError, UserError
-from emoclip_lib.manifest import ManifestRow, read_manifest, select, validate_manifest
+from emoclip_lib.data.manifest import ManifestRow, read_manifest, select
+from emoclip_lib.data.manifest_checks import validate_manifest
 
 SINGLE = {f"{i:05d}": lab for i, lab in enumerate(
     ["anger", "happy", "Sad", "surprised", "neutral", "fear", "disgust", "contempt", "anxiety", "helplessness"],

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from emoclip_lib.classes import CANONICAL_CLASSES
-from emoclip_lib.dataset import VideoDataset, collate
+from emoclip_lib.data.classes import CANONICAL_CLASSES
+from emoclip_lib.data.dataset import VideoDataset, collate
 from emoclip_lib.errors import DataError, UserError
-from emoclip_lib.manifest import ManifestRow
-from emoclip_lib.preprocess import CLIP_MEAN, CLIP_STD
+from emoclip_lib.data.manifest import ManifestRow
+from emoclip_lib.data.preprocess import CLIP_MEAN, CLIP_STD
 
 CLASSES = CANONICAL_CLASSES[:7]
 

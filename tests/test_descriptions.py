@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from emoclip_lib.classes import CANONICAL_CLASSES
-from emoclip_lib.descriptions import (ClassDescription, default_descriptions_path, load_descriptions,
+from emoclip_lib.data.classes import CANONICAL_CLASSES
+from emoclip_lib.data.descriptions import (ClassDescription, default_descriptions_path, load_descriptions,
                                       prompts)
 from emoclip_lib.errors import UserError
-from emoclip_lib.tokenizer import get_tokenizer
+from emoclip_lib.data.tokenizer import get_tokenizer
 
 USER_YAML = """\
 name_template: "a face showing {name}."

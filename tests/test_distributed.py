@@ -10,15 +10,15 @@ import torch
 from conftest import write_clip
 import torch.multiprocessing as mp
 
-from emoclip_lib import distributed as D
-from emoclip_lib.checkpoint import build_model
-from emoclip_lib.classes import CANONICAL_CLASSES
+from emoclip_lib.train import distributed as D
+from emoclip_lib.model.checkpoint import build_model
+from emoclip_lib.data.classes import CANONICAL_CLASSES
 from emoclip_lib.errors import UserError
-from emoclip_lib.manifest import ManifestRow
-from emoclip_lib.model import ModelConfig, TemporalConfig, contrastive_loss
-from emoclip_lib.train_config import TrainConfig
-from emoclip_lib.train_step import global_contrastive_loss
-from emoclip_lib.training import train
+from emoclip_lib.data.manifest import ManifestRow
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig, contrastive_loss
+from emoclip_lib.train.config import TrainConfig
+from emoclip_lib.train.step import global_contrastive_loss
+from emoclip_lib.train.loop import train
 
 CLASSES = CANONICAL_CLASSES[:7]
 # (name, use_cache, freeze_text): the cached path with cached captions, and decoded frames with a training

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from emoclip_lib.checkpoint import build_model
+from emoclip_lib.model.checkpoint import build_model
 from emoclip_lib.errors import UserError
-from emoclip_lib.explorer import (NAME_TEMPLATE, build_explorer, frame_strip, query_prompts, ranked_table,
+from emoclip_lib.zeroshot.explorer import (NAME_TEMPLATE, build_explorer, frame_strip, query_prompts, ranked_table,
                                   show_explorer)
-from emoclip_lib.model import ModelConfig, TemporalConfig
-from emoclip_lib.zeroshot import class_text_embeddings
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
+from emoclip_lib.zeroshot.prompts import class_text_embeddings
 
 PROMPTS = {"anger": ["an angry face with a frown"], "happiness": ["a smiling happy face"],
            "sadness": ["a sad face with tears"]}

@@ -1,4 +1,4 @@
-"""Tests of face detection, tracking and square cropping (emoclip_lib.faces)."""
+"""Tests of face detection, tracking and square cropping (emoclip_lib.data.faces)."""
 from __future__ import annotations
 
 import cv2
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from emoclip_lib import faces
+from emoclip_lib.data import faces
 from emoclip_lib.errors import UserError
 
 SKIN = (210, 170, 140)

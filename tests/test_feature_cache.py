@@ -11,15 +11,15 @@ import pytest
 import torch
 from conftest import write_clip
 
-from emoclip_lib import feature_cache as fc
-from emoclip_lib.checkpoint import build_model
-from emoclip_lib.classes import CANONICAL_CLASSES
-from emoclip_lib.dataset import VideoDataset
+from emoclip_lib.features import frame_cache as fc
+from emoclip_lib.model.checkpoint import build_model
+from emoclip_lib.data.classes import CANONICAL_CLASSES
+from emoclip_lib.data.dataset import VideoDataset
 from emoclip_lib.errors import DataError
-from emoclip_lib.feature_dataset import CachedClipDataset, collate_features
-from emoclip_lib.manifest import ManifestRow
-from emoclip_lib.model import ModelConfig, TemporalConfig
-from emoclip_lib.tokenizer import tokenize
+from emoclip_lib.train.cached_dataset import CachedClipDataset, collate_features
+from emoclip_lib.data.manifest import ManifestRow
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
+from emoclip_lib.data.tokenizer import tokenize
 
 CLASSES = CANONICAL_CLASSES[:7]
 PREP = fc.Preprocessing(size=32, clip_len=4, downsample=2, train=True, augment=True, seed=3)

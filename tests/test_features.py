@@ -1,4 +1,4 @@
-"""Tests of sliding-window feature extraction, its disk cache and aggregation (emoclip_lib.features)."""
+"""Tests of sliding-window feature extraction, its disk cache and aggregation (emoclip_lib.downstream.features)."""
 from __future__ import annotations
 
 import copy
@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emoclip_lib import features
-from emoclip_lib.checkpoint import build_model
+from emoclip_lib.downstream import features
+from emoclip_lib.model.checkpoint import build_model
 from emoclip_lib.errors import DataError
-from emoclip_lib.faces import FaceCrop, FaceNotFound
-from emoclip_lib.model import ModelConfig, TemporalConfig
-from emoclip_lib.preprocess import CLIP_MEAN, CLIP_STD
-from emoclip_lib.video import window_indices, window_starts
+from emoclip_lib.data.faces import FaceCrop, FaceNotFound
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
+from emoclip_lib.data.preprocess import CLIP_MEAN, CLIP_STD
+from emoclip_lib.data.video import window_indices, window_starts
 from test_faces import SKIN, draw_face
 
 CLIP_LEN, DOWNSAMPLE = 4, 2

@@ -8,19 +8,18 @@ import cv2
 import numpy as np
 import pytest
 
-from emoclip_lib import cli_data
+from emoclip_lib.cli import data as cli_data
 from emoclip_lib.errors import DataError, UserError
-from emoclip_lib.manifest import (
+from emoclip_lib.data.manifest import (
     MANIFEST_COLUMNS,
     ManifestRow,
-    caption_problems,
     folds,
     read_interview_manifest,
     read_manifest,
     select,
-    validate_manifest,
     write_manifest,
 )
+from emoclip_lib.data.manifest_checks import caption_problems, validate_manifest
 
 HEADER = ",".join(MANIFEST_COLUMNS)
 

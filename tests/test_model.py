@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from emoclip_lib.checkpoint import build_model, load_checkpoint, save_checkpoint
-from emoclip_lib.clip_backbone import load_clip
+from emoclip_lib.model.checkpoint import build_model, load_checkpoint, save_checkpoint
+from emoclip_lib.model.clip import load_clip
 from emoclip_lib.errors import UserError
-from emoclip_lib.model import EmoCLIP, ModelConfig, TemporalConfig, TemporalTransformer, contrastive_loss
-from emoclip_lib.official import OfficialTemporalReference
-from emoclip_lib.tokenizer import tokenize
+from emoclip_lib.model.emoclip import EmoCLIP, ModelConfig, TemporalConfig, TemporalTransformer, contrastive_loss
+from emoclip_lib.model.official import OfficialTemporalReference
+from emoclip_lib.data.tokenizer import tokenize
 
 HEADS, HEAD_DIM, MLP = 8, 32, 64  # the official quirk at tiny scale: wide heads, d_model-wide MLP
 
@@ -183,7 +183,7 @@ def test_model_matches_official_layout_reference_at_default_settings():
     torch.manual_seed(0)
     ref = OfficialTemporalReference(64, layers=2, heads=4, head_dim=16, mlp_dim=256).eval()
     ours = TemporalTransformer(64, TemporalConfig(layers=2, heads=4))
-    from emoclip_lib.official import convert_temporal_keys
+    from emoclip_lib.model.official import convert_temporal_keys
     converted, unknown = convert_temporal_keys({f"temporal.{k}": v for k, v in ref.state_dict().items()})
     assert not unknown
     ours.load_state_dict({k[len("temporal."):]: v for k, v in converted.items()})
@@ -212,7 +212,7 @@ def test_last_block_computes_only_the_cls_token_without_changing_it():
 
 
 def test_training_settings_follow_the_device():
-    from emoclip_lib.stage_training import resolve_train_settings
+    from emoclip_lib.pipeline.training import resolve_train_settings
 
     cpu = resolve_train_settings({"amp": None, "epochs": 3}, torch.device("cpu"))
     assert cpu == {"amp": False, "epochs": 3, "num_workers": 0}

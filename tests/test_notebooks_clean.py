@@ -4,8 +4,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from emoclip_lib.nbtools import clean_notebook, problems
-from emoclip_lib.runner import NOTEBOOK_DIR, notebook_paths
+from emoclip_lib.pipeline.nbtools import clean_notebook, problems
+from emoclip_lib.pipeline.reproduce import NOTEBOOK_DIR, notebook_paths
 
 NOTEBOOKS = notebook_paths(NOTEBOOK_DIR)
 
@@ -51,7 +51,7 @@ def test_every_parameter_is_visible_to_papermill(path):
     """papermill skips lines it cannot parse (a `;` or `=` in a comment): such a parameter would be unknown."""
     import re
 
-    from emoclip_lib.runner import notebook_parameters
+    from emoclip_lib.pipeline.reproduce import notebook_parameters
 
     nb = nbformat.read(path, as_version=4)
     source = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source

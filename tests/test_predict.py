@@ -1,4 +1,4 @@
-"""`emoclip predict` and `emoclip_lib.predict`: sliding-window zero-shot predictions on video files."""
+"""`emoclip predict` and `emoclip_lib.zeroshot.predict`: sliding-window zero-shot predictions on video files."""
 from __future__ import annotations
 
 import json
@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from emoclip_lib import cli
-from emoclip_lib.checkpoint import build_model, save_checkpoint
+from emoclip_lib.model.checkpoint import build_model, save_checkpoint
 from emoclip_lib.errors import DataError, UserError
-from emoclip_lib.faces import FaceNotFound
-from emoclip_lib.model import ModelConfig, TemporalConfig
-from emoclip_lib.cli_predict import plot_timeline, predictions_to_json, write_predictions
-from emoclip_lib.predict import label_embeddings, parse_class_list, predict_videos, resolve_prompts, video_summary
-from emoclip_lib.zeroshot import class_text_embeddings
+from emoclip_lib.data.faces import FaceNotFound
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
+from emoclip_lib.cli.predict import plot_timeline, predictions_to_json, write_predictions
+from emoclip_lib.zeroshot.predict import label_embeddings, parse_class_list, predict_videos, resolve_prompts, video_summary
+from emoclip_lib.zeroshot.prompts import class_text_embeddings
 
 PROMPTS = {"anger": ["an angry face"], "disgust": ["a disgusted face"], "happiness": ["a smiling face"]}
 FPS = 10.0
@@ -88,8 +88,8 @@ def test_predict_videos_is_repeatable_and_matches_direct_encoding(setup: dict) -
     again = predict_videos([setup["long"]], model, PROMPTS, **kwargs)
     pd.testing.assert_frame_equal(table, again)
     # direct: frames 0, 4, 8 form window 0 (3 kept frames), encoded as one clip
-    from emoclip_lib.preprocess import preprocess_frames
-    from emoclip_lib.video import read_frames
+    from emoclip_lib.data.preprocess import preprocess_frames
+    from emoclip_lib.data.video import read_frames
     frames = preprocess_frames(read_frames(setup["long"], [0, 4, 8]), model.input_resolution)
     with torch.no_grad():
         v = torch.nn.functional.normalize(model.encode_video(frames.unsqueeze(0)), dim=-1)  # (1, D)

@@ -11,12 +11,12 @@ import matplotlib
 import numpy as np
 import pytest
 
-from emoclip_lib import prepare
-from emoclip_lib.classes import CANONICAL_CLASSES
-from emoclip_lib.descriptions import load_descriptions
+from emoclip_lib.pipeline import prepare
+from emoclip_lib.data.classes import CANONICAL_CLASSES
+from emoclip_lib.data.descriptions import load_descriptions
 from emoclip_lib.errors import UserError
-from emoclip_lib.prepare import dataset_paths, load_results, prepare_data
-from emoclip_lib.prepare_views import (class_distribution, clip_lengths, facts, plot_clip_lengths, sample_frame_grid,
+from emoclip_lib.pipeline.prepare import dataset_paths, load_results, prepare_data
+from emoclip_lib.pipeline.prepare_views import (class_distribution, clip_lengths, facts, plot_clip_lengths, sample_frame_grid,
                                        validation_table)
 from test_converters import COMPOUND, SINGLE, make_mafw
 

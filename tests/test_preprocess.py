@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emoclip_lib.preprocess import CLIP_MEAN, CLIP_STD, augment_clip, normalize, preprocess_frames, resize_center_crop
+from emoclip_lib.data.preprocess import CLIP_MEAN, CLIP_STD, augment_clip, normalize, preprocess_frames, resize_center_crop
 
 
 def test_resize_keeps_aspect_and_crops_the_centre():

@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
-from emoclip_lib.runner import PROFILE_DIR, load_profile, notebook_parameters, notebook_paths, resolve_parameters
-from emoclip_lib.stage_training import train_run
+from emoclip_lib.pipeline.reproduce import PROFILE_DIR, load_profile, notebook_parameters, notebook_paths, resolve_parameters
+from emoclip_lib.pipeline.training import train_run
 
 PROFILES = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 

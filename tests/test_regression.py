@@ -1,4 +1,4 @@
-"""Tests of the grouped nested-CV symptom-severity regression (emoclip_lib.regression)."""
+"""Tests of the grouped nested-CV symptom-severity regression (emoclip_lib.downstream.regression)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoclip_lib import metrics, regression, regression_cv
+from emoclip_lib import metrics
+
+from emoclip_lib.downstream import regression
+
+from emoclip_lib.downstream import nested_cv as regression_cv
 from emoclip_lib.errors import UserError
 
 RIDGE_GRID = {"alpha": [0.01, 1.0, 100.0]}

@@ -9,7 +9,7 @@ import pytest
 
 from emoclip_lib import cli
 from emoclip_lib.errors import UserError
-from emoclip_lib.runner import parse_override, reproduce
+from emoclip_lib.pipeline.reproduce import parse_override, reproduce
 
 NB_CODE = """
 import json, pathlib

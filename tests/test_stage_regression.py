@@ -1,4 +1,4 @@
-"""Tests of notebook 05's pipeline (emoclip_lib.stage_regression) on a tiny hand-made interview cohort."""
+"""Tests of notebook 05's pipeline (emoclip_lib.pipeline.regression) on a tiny hand-made interview cohort."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoclip_lib import features, stage_regression
-from emoclip_lib.checkpoint import build_model, save_checkpoint
+from emoclip_lib.downstream import features
+
+from emoclip_lib.pipeline import regression as stage_regression
+from emoclip_lib.model.checkpoint import build_model, save_checkpoint
 from emoclip_lib.errors import UserError
-from emoclip_lib.model import ModelConfig, TemporalConfig
-from emoclip_lib.regression import reference_agreement
-from emoclip_lib.stage_regression import latent_agreement, plot_metrics, plot_predictions, run_regression
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
+from emoclip_lib.downstream.regression import reference_agreement
+from emoclip_lib.pipeline.regression import latent_agreement, plot_metrics, plot_predictions, run_regression
 from test_features import random_video
 
 matplotlib.use("Agg")
@@ -160,7 +162,7 @@ def test_reference_agreement_by_item_only():
 def test_a_fine_tuned_visual_tower_takes_the_baseline_from_clip_backbone(tmp_path, cohort):
     import torch
 
-    from emoclip_lib.clip_backbone import load_clip
+    from emoclip_lib.model.clip import load_clip
 
     run = make_run(tmp_path, cohort)
     model = build_model(ModelConfig(backbone="tiny", temporal=TemporalConfig(layers=1, heads=4),

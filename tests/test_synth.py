@@ -14,19 +14,19 @@ import cv2
 import numpy as np
 import pytest
 
-from emoclip_lib.classes import BASIC_CLASSES, CANONICAL_CLASSES, parse_labels
-from emoclip_lib.descriptions import load_descriptions
+from emoclip_lib.data.classes import BASIC_CLASSES, CANONICAL_CLASSES, parse_labels
+from emoclip_lib.data.descriptions import load_descriptions
 from emoclip_lib.errors import UserError
-from emoclip_lib import cli_synth
-from emoclip_lib.synth_captions import (CLASS_WORDS, EXTRA_SENTENCES, PHRASES, STILL_SENTENCES,
+from emoclip_lib.cli import synth as cli_synth
+from emoclip_lib.synth.captions import (CLASS_WORDS, EXTRA_SENTENCES, PHRASES, STILL_SENTENCES,
                                         class_word_pattern, make_caption)
-from emoclip_lib.synth_cohort import ITEMS, plan_cohort, render_session
-from emoclip_lib.synth_descriptions import characteristic_components, write_class_descriptions
-from emoclip_lib.synth_faces import COMPONENTS, mouth_box
-from emoclip_lib.synth_people import sample_person, sample_scene
-from emoclip_lib.synth_recipes import (CLASS_RECIPES, ClipSpec, apex_frame_index, clip_rng, render_clip,
+from emoclip_lib.synth.cohort import ITEMS, plan_cohort, render_session
+from emoclip_lib.synth.descriptions import characteristic_components, write_class_descriptions
+from emoclip_lib.synth.faces import COMPONENTS, mouth_box
+from emoclip_lib.synth.people import sample_person, sample_scene
+from emoclip_lib.synth.recipes import (CLASS_RECIPES, ClipSpec, apex_frame_index, clip_rng, render_clip,
                                        sample_expression)
-from emoclip_lib.synth_world import SIZES, generate_world, plan_corpus, render_example, visible_components
+from emoclip_lib.synth.world import SIZES, generate_world, plan_corpus, render_example, visible_components
 
 HEADER = ["path", "labels", "caption", "split", "fold", "subject"]
 STEMS = {  # words a phrase about each component must contain one of

@@ -1,12 +1,12 @@
-"""Tests for the synthetic web pictures of the tiny CLIP's pretraining (emoclip_lib.synth_web)."""
+"""Tests for the synthetic web pictures of the tiny CLIP's pretraining (emoclip_lib.synth.web)."""
 from __future__ import annotations
 
 import re
 
 import torch
 
-from emoclip_lib.synth_captions import CLASS_WORDS
-from emoclip_lib.synth_web import web_still, web_stills
+from emoclip_lib.synth.captions import CLASS_WORDS
+from emoclip_lib.synth.web import web_still, web_stills
 
 IDENTITY_WORDS = re.compile(r"\b(hair|beard|glasses|room|office|outdoors|light|woman|man|guy|camera stays)\b", re.I)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from emoclip_lib.errors import UserError
-from emoclip_lib.tokenizer import EOT_ID, SOT_ID, BPETokenizer, get_tokenizer, tokenize
+from emoclip_lib.data.tokenizer import EOT_ID, SOT_ID, BPETokenizer, get_tokenizer, tokenize
 
 EXPECTED = {
     "a photo of a cat": [49406, 320, 1125, 539, 320, 2368, 49407],

@@ -9,15 +9,15 @@ import pytest
 import torch
 from conftest import write_clip
 
-from emoclip_lib.checkpoint import build_model, load_checkpoint
-from emoclip_lib.classes import CANONICAL_CLASSES
+from emoclip_lib.model.checkpoint import build_model, load_checkpoint
+from emoclip_lib.data.classes import CANONICAL_CLASSES
 from emoclip_lib.errors import UserError
-from emoclip_lib.manifest import ManifestRow
-from emoclip_lib.model import ModelConfig, TemporalConfig
-from emoclip_lib.train_config import TrainConfig
-from emoclip_lib.train_data import split_train_val
-from emoclip_lib.train_state import build_optimizer
-from emoclip_lib.training import train
+from emoclip_lib.data.manifest import ManifestRow
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
+from emoclip_lib.train.config import TrainConfig
+from emoclip_lib.train.data import split_train_val
+from emoclip_lib.train.state import build_optimizer
+from emoclip_lib.train.loop import train
 
 CLASSES = CANONICAL_CLASSES[:7]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from emoclip_lib.errors import DataError, UserError
-from emoclip_lib.video import (
+from emoclip_lib.data.video import (
     count_frames,
     list_frame_files,
     read_frames,

@@ -8,17 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emoclip_lib.checkpoint import build_model
+from emoclip_lib.model.checkpoint import build_model
 from emoclip_lib.errors import UserError
-from emoclip_lib.model import ModelConfig, TemporalConfig
-from emoclip_lib.preprocess import preprocess_frames
-from emoclip_lib.tokenizer import tokenize
-from emoclip_lib.video import window_indices
-from emoclip_lib.zeroshot import (class_text_embeddings, compound_embeddings, label_indices, label_space,
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
+from emoclip_lib.data.preprocess import preprocess_frames
+from emoclip_lib.data.tokenizer import tokenize
+from emoclip_lib.data.video import window_indices
+from emoclip_lib.zeroshot.prompts import (class_text_embeddings, compound_embeddings, label_indices, label_space,
                                   model_scale, zero_shot_predict)
-from emoclip_lib.zeroshot_eval import (REPORTED_RESULTS, aggregate_folds, evaluate, loco_recall, loco_splits,
+from emoclip_lib.zeroshot.scoring import (REPORTED_RESULTS, aggregate_folds, evaluate, loco_recall, loco_splits,
                                        paper_table)
-from emoclip_lib.zeroshot_video import (encode_videos, frame_average_embeddings, frame_average_features,
+from emoclip_lib.zeroshot.video import (encode_videos, frame_average_embeddings, frame_average_features,
                                         video_probabilities, window_probabilities)
 
 CLASSES = ["anger", "disgust", "fear", "happiness"]

@@ -1,0 +1,254 @@
+"""Frozen-backbone fast path: CLIP frame embeddings (and caption embeddings) cached on disk.
+
+Layout under `cache_dir`:
+- `frames/<k[:2]>/<k>.npy`: float32 (T, D) frame embeddings of one (clip, view); the key k hashes the
+  clip's CONTENT (sha256 of the video file, or of a frame folder's listing and images), the visual
+  tower's weights fingerprint and the preprocessing (size, clip_len, downsample, train, augment,
+  seed, view). Renaming or moving a dataset keeps its cache; editing a video or the weights does not.
+- `hashes/<writer>.json`: content hashes remembered per path + mtime + size (never rehash a file).
+- `text/<fingerprint>.pt`: caption embeddings of a frozen text tower, keyed by sha256 of the text.
+Every file is written atomically (temporary file + rename): a killed build resumes where it stopped.
+View v of a clip is `VideoDataset(train=True, augment=...)` item after `set_epoch(v)`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from .hashing import ContentHasher, content_hash  # noqa: F401 - re-exported
+from ..data.dataset import VideoDataset, collate
+from ..errors import DataError
+from ..io_utils import atomic_torch_save, atomic_write
+from ..data.manifest import ManifestRow
+from ..data.tokenizer import tokenize
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when preprocessing or the file format changes: old entries are then ignored
+
+
+def weights_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of named tensors (order-independent).
+
+    Args:
+        tensors: e.g. `dict(module.named_parameters())`.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())  # hashed in place, no copy
+    return digest.hexdigest()
+
+
+def tower_fingerprint(model: nn.Module, tower: str) -> str:
+    """Fingerprint of the CLIP visual ("visual") or text ("text") tower of an EmoCLIP model.
+
+    Args:
+        model: EmoCLIP model (its `backbone` is OpenAI CLIP).
+        tower: "visual" or "text".
+    """
+    named = dict(model.backbone.named_parameters())  # type: ignore[union-attr]
+    named.update(dict(model.backbone.named_buffers()))  # type: ignore[union-attr]
+    is_visual = {k: k.startswith("visual.") for k in named}
+    keep = {k: v for k, v in named.items() if is_visual[k] == (tower == "visual") and k != "logit_scale"}
+    return weights_fingerprint(keep)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How frames are prepared; part of every frame-cache key."""
+
+    size: int
+    clip_len: int
+    downsample: int
+    train: bool
+    augment: bool
+    seed: int
+
+    def key(self, content: str, fingerprint: str, view: int) -> str:
+        """Cache key of one (clip, view).
+
+        Args:
+            content: the clip's content hash.
+            fingerprint: the visual tower's weights fingerprint.
+            view: view number (dataset epoch); irrelevant (and ignored) without training randomness.
+        """
+        prep: dict[str, Any] = asdict(self)
+        if not (self.train or self.augment):
+            prep.update(seed=0, view=0)
+        else:
+            prep["view"] = int(view)
+        blob = json.dumps({"v": CACHE_VERSION, "content": content, "weights": fingerprint, **prep}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def entry_path(cache_dir: str | Path, key: str) -> Path:
+    """File of a frame-cache entry.
+
+    Args:
+        cache_dir: cache root.
+        key: from `Preprocessing.key`.
+    """
+    return Path(cache_dir) / "frames" / key[:2] / f"{key}.npy"
+
+
+def _save_array(array: np.ndarray, path: Path) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+
+    atomic_write(path, write)
+
+
+@dataclass
+class _BuildJob:
+    """What one process builds: per view, the (row index, entry path) pairs still missing."""
+
+    paths: dict[int, dict[int, str | None]]  # view -> row index -> entry path (None: unreadable clip)
+    todo: dict[int, list[int]]  # view -> row indices to compute
+
+
+def _plan(rows: Sequence[ManifestRow], root: Path, prep: Preprocessing, views: Sequence[int], shard: range,
+          cache_dir: Path, fingerprint: str, hasher: ContentHasher, on_error: str, progress: bool) -> _BuildJob:
+    """Hash the shard's clips and list the (clip, view) entries that are not on disk yet."""
+    job = _BuildJob({v: {} for v in views}, {v: [] for v in views})
+    for i in tqdm(shard, desc="hashing clips", disable=not progress, leave=False):
+        try:
+            content = hasher.hash(root / rows[i].path)
+        except DataError as err:
+            if on_error == "fail":
+                raise DataError(f"manifest row {rows[i].row_number}: {err}") from None
+            logger.warning("skipping manifest row %d: %s", rows[i].row_number, err)
+            for v in views:
+                job.paths[v][i] = None
+            continue
+        for v in views:
+            path = entry_path(cache_dir, prep.key(content, fingerprint, v))
+            job.paths[v][i] = str(path)
+            if not path.is_file():
+                job.todo[v].append(i)
+    return job
+
+
+def build_frame_cache(model: nn.Module, rows: Sequence[ManifestRow], root: str | Path, classes: tuple[str, ...],
+                      prep: Preprocessing, views: Sequence[int], cache_dir: str | Path,
+                      device: str | torch.device = "cpu", shard: range | None = None, writer: str = "main",
+                      batch_size: int = 8, num_workers: int = 0, on_error: str = "skip", progress: bool = True,
+                      fingerprint: str | None = None) -> dict[int, dict[int, str | None]]:
+    """Compute the missing frame-embedding entries of `rows` (those in `shard`) for every view.
+
+    Args:
+        model: EmoCLIP model with a frozen visual tower (`encode_frames`).
+        rows: manifest rows (row i is dataset index i).
+        root: dataset root.
+        classes: class names accepted by `VideoDataset`.
+        prep: preprocessing of the entries.
+        views: view numbers to build (dataset epochs).
+        cache_dir: cache root.
+        device: where to run the visual tower.
+        shard: row indices this process handles (default: all).
+        writer: name of this process's hash index.
+        batch_size: clips per forward pass.
+        num_workers: DataLoader workers decoding videos.
+        on_error: "skip" marks an unreadable clip None; "fail" raises DataError.
+        progress: show progress bars.
+        fingerprint: `tower_fingerprint(model, "visual")` when already known (hashing big towers takes time).
+    Returns:
+        view -> row index -> entry path (None for unreadable clips), for the shard's rows.
+    """
+    cache_dir, root = Path(cache_dir), Path(root)
+    shard = range(len(rows)) if shard is None else shard
+    hasher = ContentHasher(cache_dir / "hashes", writer)
+    fingerprint = fingerprint or tower_fingerprint(model, "visual")
+    job = _plan(rows, root, prep, views, shard, cache_dir, fingerprint, hasher, on_error, progress)
+    if hasher.computed:
+        hasher.save()
+    total = sum(len(t) for t in job.todo.values())
+    dataset = VideoDataset(list(rows), root, classes, prep.clip_len, prep.downsample, prep.size, prep.train,
+                           prep.augment, prep.seed, on_error)
+    with tqdm(total=total, desc="caching frame features", disable=not progress or total == 0) as bar:
+        for view in views:
+            if job.todo[view]:
+                dataset.set_epoch(view)
+                _encode(model, dataset, job.todo[view], job.paths[view], device, batch_size, num_workers, bar)
+    return job.paths
+
+
+def _collate_counted(items: list[Any]) -> tuple[Any, int]:
+    return collate(items), len(items)
+
+
+def _encode(model: nn.Module, dataset: VideoDataset, todo: list[int], paths: dict[int, str | None],
+            device: str | torch.device, batch_size: int, num_workers: int, bar: tqdm) -> None:
+    """Encode the `todo` clips of one view and write one entry file per clip."""
+    loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, collate_fn=_collate_counted,
+                        num_workers=num_workers)
+    done: set[int] = set()
+    with torch.no_grad():
+        for batch, count in loader:
+            if batch is not None:
+                feats = model.encode_frames(batch["frames"].to(device)).float().cpu().numpy()  # (B, T, D)
+                for index, array in zip(batch["index"].tolist(), feats):
+                    _save_array(np.ascontiguousarray(array), Path(paths[index]))  # type: ignore[arg-type]
+                    done.add(index)
+            bar.update(count)
+    for index in todo:
+        if index not in done:
+            paths[index] = None  # unreadable video (skipped and logged by the dataset)
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _load_text_store(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        return {}
+    try:
+        store = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a damaged cache file is rebuilt, not fatal
+        logger.warning("rebuilding unreadable caption cache %s (%s)", path, err)
+        return {}
+    return dict(store) if isinstance(store, dict) else {}
+
+
+def caption_embeddings(model: nn.Module, captions: Sequence[str], cache_dir: str | Path,
+                       device: str | torch.device = "cpu", batch_size: int = 256, write: bool = True,
+                       progress: bool = True) -> dict[str, torch.Tensor]:
+    """Embeddings of a frozen text tower, cached per (text, weights fingerprint).
+
+    Args:
+        model: EmoCLIP model (`encode_text`).
+        captions: texts (repeats allowed).
+        cache_dir: cache root.
+        device: where to run the text tower.
+        batch_size: captions per forward pass.
+        write: save new embeddings to disk (False on all but one process).
+        progress: show a progress bar.
+    Returns:
+        caption -> float32 (D,) embedding on the CPU.
+    """
+    path = Path(cache_dir) / "text" / f"{tower_fingerprint(model, 'text')}.pt"
+    store = _load_text_store(path)
+    wanted = list(dict.fromkeys(captions))
+    missing = [c for c in wanted if _text_key(c) not in store]
+    for start in tqdm(range(0, len(missing), batch_size), desc="caching caption features",
+                      disable=not progress or not missing):
+        chunk = missing[start:start + batch_size]
+        with torch.no_grad():
+            emb = model.encode_text(tokenize(chunk).to(device)).float().cpu()  # (n, D)
+        store.update({_text_key(c): e.clone() for c, e in zip(chunk, emb)})
+        if write:
+            atomic_torch_save(store, path)
+    return {c: store[_text_key(c)] for c in wanted}

@@ -1,0 +1,346 @@
+"""Notebook 05's pipeline: symptom-severity regression from EmoCLIP and CLIP video embeddings.
+
+`run_regression(run_dir)` embeds every interview video with each encoder (window embeddings cached
+under `<run_dir>/cache/features`), regresses every symptom item with subject-grouped nested
+cross-validation (`regression.regress_items`), compares the out-of-fold predictions with the planted
+latent scores when the cohort has them, and writes `<run_dir>/05_results.json` and
+`<run_dir>/05_predictions.csv`. The interviews are the run's `interviews` role (notebook 01) or a
+user's interview manifest (`data_manifests/README.md`). `05_results.json`:
+
+    {"format": "emoclip-regression-1", "status": "done" | "skipped", "seed": 0, "checkpoint": "train/.../best.pt",
+     "data": {"source", "manifest", "items", "n_videos", "n_subjects", "skipped_items": {item: reason}},
+     "settings": {...}, "averages": {encoder: {method: {"pcc", "ccc"}}}, "best": {"encoder", "method", "pcc", "ccc"},
+     "table": [rows of COLUMNS], "latent": [rows encoder, method, item, pcc, ccc, n] | null,
+     "predictions_file": "05_predictions.csv"}
+The mean-predictor baseline has encoder "none"; "average" rows are means over items.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from ..model.checkpoint import load_checkpoint
+from ..model.clip import load_clip
+from ..errors import DataError, UserError
+from ..data.faces import FaceCrop
+from ..downstream.features import ENCODERS, extract_features, feature_matrix, subject_features
+from ..io_utils import atomic_write, json_cell
+from ..model.emoclip import EmoCLIP
+from .prepare import load_results
+from ..downstream.regression import AVERAGE_ITEM, MODELS, reference_agreement, regress_items
+from ..runtime import read_stage, resolve_device, seed_everything, write_stage
+
+FORMAT = "emoclip-regression-1"
+CACHE_DIR = "cache/features"
+PREDICTIONS_FILE = "05_predictions.csv"
+BASELINE = "none"  # the `encoder` of the mean-predictor rows (they use no features)
+COLUMNS: tuple[str, ...] = ("encoder", "method", "item", "pcc", "ccc", "mae", "rmse",
+                            "pcc_lo", "pcc_hi", "ccc_lo", "ccc_hi", "n")
+
+
+def _names(value: str | Sequence[str], known: Sequence[str], what: str) -> list[str]:
+    """A comma-separated string or a sequence of names, checked against `known`."""
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v) for v in value]
+    names = [n for n in names if n]
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise UserError(f"{what}={value!r}: choose one or more of {', '.join(known)} (comma-separated)")
+    return names
+
+
+def _rel(path: Path, run: Path) -> str:
+    """`path` relative to the run directory when inside it, else as given."""
+    try:
+        return path.resolve().relative_to(run.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def interview_source(run_dir: str | Path, manifest: str | Path | None = None, root: str | Path | None = None,
+                     latent_scores: str | Path | None = None) -> dict[str, Any] | None:
+    """Where the interviews are: a user manifest, else the run's `interviews` role; None if there is none.
+
+    Args:
+        run_dir: the run directory (prepared by notebook 01).
+        manifest: optional interview manifest (`path,subject,session,<items>`).
+        root: folder the manifest paths are relative to (default: the manifest's folder).
+        latent_scores: optional CSV `subject,<items>` of true (latent) scores; with `manifest=None`
+            the synthetic cohort's own file is used.
+    """
+    run = Path(run_dir)
+    if manifest is not None:
+        manifest = Path(manifest)
+        if not manifest.is_file():
+            raise UserError(f"interview manifest {manifest} does not exist; its format is in "
+                            f"data_manifests/README.md (path,subject,session,<item columns>)")
+        return {"source": "manifest", "manifest": manifest, "root": Path(root) if root else manifest.parent,
+                "latent": Path(latent_scores) if latent_scores else None}
+    entry = load_results(run)["datasets"].get("interviews")
+    if entry is None:
+        return None
+    latent = latent_scores or (run / entry["latent_scores"] if entry.get("latent_scores") else None)
+    return {"source": entry["name"], "manifest": run / entry["manifest"], "root": run / entry["root"],
+            "latent": Path(latent) if latent else None}
+
+
+def load_encoders(run_dir: str | Path, checkpoint: str | Path | None, device: str) -> tuple[dict[str, nn.Module], str]:
+    """The models behind each encoder: the EmoCLIP checkpoint, and the CLIP backbone for the baseline.
+
+    The baseline uses the checkpoint's own image tower when it was frozen in training (the same
+    weights as the CLIP backbone); otherwise notebook 03's `clip_backbone` (a file or a CLIP name).
+
+    Args:
+        run_dir: the run directory.
+        checkpoint: EmoCLIP checkpoint path (None: notebook 03's `checkpoint`, relative to run_dir).
+        device: torch device name.
+    Returns:
+        ({"emoclip": model, "clip_frame_avg": model}, checkpoint as recorded).
+    """
+    run = Path(run_dir)
+    stage03 = read_stage(run, "03") if checkpoint is None or (run / "03_results.json").is_file() else {}
+    if checkpoint is None:
+        if not stage03.get("checkpoint"):
+            raise UserError("03_results.json names no checkpoint: re-run notebook 03 or pass checkpoint=...")
+        path = run / stage03["checkpoint"]
+    else:
+        path = Path(checkpoint)
+    model = load_checkpoint(path, device)
+    baseline = model
+    if not model.config.freeze_visual and stage03.get("clip_backbone"):
+        name = stage03["clip_backbone"]  # a file in the run directory or a CLIP model name ("ViT-B/32")
+        backbone = load_clip(str(run / name) if (run / name).is_file() else name, device=device)
+        baseline = EmoCLIP(backbone, model.config, embed_dim=int(backbone.visual.output_dim)).eval().to(device)
+    return {"emoclip": model, "clip_frame_avg": baseline}, _rel(path, run)
+
+
+def read_latent(path: str | Path) -> pd.DataFrame:
+    """Latent (true) scores: CSV `subject,<items>`, indexed by subject.
+
+    Args:
+        path: the CSV file.
+    """
+    try:
+        table = pd.read_csv(path, dtype={"subject": str})
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read the latent-score CSV ({err})") from None
+    if "subject" not in table.columns:
+        raise DataError(f"{path}:1: no `subject` column; the header must be subject,<item names>")
+    return table.set_index("subject")
+
+
+def _regress(table: pd.DataFrame, models: list[str], encoder: str, opts: dict[str, Any],
+             skipped: dict[str, str]) -> tuple[list[dict], pd.DataFrame]:
+    """Per-item rows (no averages) and out-of-fold predictions of one encoder; failing items go to `skipped`."""
+    X, groups = feature_matrix(table), table["subject"].to_numpy(str)
+    rows, preds = [], []
+    if AVERAGE_ITEM in table.attrs["items"]:
+        raise UserError(f"the interview manifest has an item column {AVERAGE_ITEM!r}, a reserved name: rename it")
+    for item in table.attrs["items"]:
+        if item in skipped:
+            continue
+        try:
+            res = regress_items(X, {item: table[item].to_numpy(np.float64)}, groups, models=models, **opts)
+        except UserError as err:
+            skipped[item] = str(err)
+            continue
+        part = res.table[res.table["item"] != AVERAGE_ITEM]
+        rows += [{"encoder": BASELINE if r["method"] == "mean" else encoder, **r} for r in part.to_dict("records")]
+        frame = res.predictions_frame().rename(columns={"group": "subject"})
+        frame.insert(0, "encoder", np.where(frame["method"] == "mean", BASELINE, encoder))
+        if "path" in table.columns:  # video level
+            frame.insert(5, "path", table["path"].to_numpy()[frame["sample"].to_numpy()])
+        preds.append(frame)
+    return rows, pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
+
+
+def with_averages(rows: list[dict]) -> pd.DataFrame:
+    """Long table in `COLUMNS` order, plus per (encoder, method) rows `item="average"` (mean over items).
+
+    Args:
+        rows: per-item result rows.
+    """
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    avg = table.groupby(["encoder", "method"], sort=False)[["pcc", "ccc", "mae", "rmse"]].mean().reset_index()
+    avg["item"] = AVERAGE_ITEM
+    out = pd.concat([table, avg], ignore_index=True)[list(COLUMNS)]
+    out["n"] = out["n"].astype("Int64")
+    return out
+
+
+def latent_agreement(predictions: pd.DataFrame, ratings: pd.DataFrame, latent: pd.DataFrame) -> pd.DataFrame:
+    """PCC/CCC against the latent scores of the subject-mean predictions and of the subject-mean ratings.
+
+    Args:
+        predictions: out-of-fold predictions (encoder, method, item, subject, y_pred).
+        ratings: per-video rated scores (subject and one column per item).
+        latent: from `read_latent`.
+    Returns:
+        rows encoder, method, item, pcc, ccc, n; the raters' own agreement is encoder "none", method "ratings".
+    """
+    items = [i for i in dict.fromkeys(predictions["item"]) if i in ratings.columns]
+    rated = ratings.melt(id_vars="subject", value_vars=items, var_name="item", value_name="y_pred")
+    rated = rated.assign(encoder=BASELINE, method="ratings")
+    out = reference_agreement(pd.concat([rated, predictions], ignore_index=True), latent,
+                              by=("encoder", "method", "item"))
+    return out.astype({"n": "Int64"})
+
+
+def summary(table: pd.DataFrame) -> dict[str, Any]:
+    """Average PCC/CCC per encoder and method, and the best (encoder, method) by average PCC.
+
+    Args:
+        table: from `with_averages`.
+    """
+    avg = table[table["item"] == AVERAGE_ITEM]
+    averages: dict[str, dict] = {}
+    for r in avg.to_dict("records"):
+        averages.setdefault(r["encoder"], {})[r["method"]] = {"pcc": json_cell(r["pcc"]), "ccc": json_cell(r["ccc"])}
+    learned = avg[(avg["method"] != "mean") & avg["pcc"].notna()]
+    best = None if learned.empty else learned.loc[learned["pcc"].idxmax()]
+    best_rec = None if best is None else {k: json_cell(best[k]) for k in ("encoder", "method", "pcc", "ccc")}
+    return {"averages": averages, "best": best_rec}
+
+
+def _records(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    return None if table is None else [{k: json_cell(v) for k, v in r.items()} for r in table.to_dict("records")]
+
+
+def _regress_encoders(feats: dict[str, pd.DataFrame], models: list[str], level: str,
+                      opts: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Metric table, predictions and skipped items over all encoders (the mean baseline kept once)."""
+    rows, preds, skipped = [], [], {}
+    for k, (name, videos) in enumerate(feats.items()):
+        table = subject_features(videos) if level == "subject" else videos
+        more, frame = _regress(table, models, name, opts, skipped)
+        rows += [r for r in more if k == 0 or r["encoder"] != BASELINE]
+        preds.append(frame if k == 0 or frame.empty else frame[frame["encoder"] != BASELINE])
+    if not rows:
+        reasons = "\n  ".join(f"{item}: {why}" for item, why in skipped.items())
+        raise UserError(f"no symptom item could be regressed:\n  {reasons}")
+    return with_averages(rows), pd.concat(preds, ignore_index=True), skipped
+
+
+def run_regression(run_dir: str | Path, checkpoint: str | Path | None = None,
+                   encoder_names: str | Sequence[str] = ENCODERS, models: str | Sequence[str] = MODELS,
+                   level: str = "subject", stride: int | None = 8, clip_len: int = 16, downsample: int = 2,
+                   crop_faces: bool | FaceCrop = False, n_boot: int = 500, seed: int = 0, device: str = "auto",
+                   progress: bool = False, manifest: str | Path | None = None, root: str | Path | None = None,
+                   latent_scores: str | Path | None = None, stats: Sequence[str] = ("mean", "std"),
+                   outer_folds: int = 5, inner_folds: int = 3) -> dict[str, Any]:
+    """Regress every symptom item from each encoder's video features; write `05_results.json`.
+
+    A run without interview data (real-data profiles) and no `manifest` writes `status: "skipped"`.
+
+    Args:
+        run_dir: the run directory (notebook 01 done; notebook 03 too unless `checkpoint` is given).
+        checkpoint: EmoCLIP checkpoint (None: the one recorded by notebook 03).
+        encoder_names: "emoclip" and/or "clip_frame_avg" (comma-separated string or list).
+        models: regressors, any of ridge, svr, mlp; the mean-predictor baseline is always added.
+        level: "subject" (video features and scores averaged per subject) or "video".
+        stride: window step in kept frames (None: `clip_len`, no overlap).
+        clip_len: kept frames per window.
+        downsample: keep every `downsample`-th frame.
+        crop_faces: crop faces before encoding (True: default `FaceCrop` falling back to the full frame).
+        n_boot: subject-bootstrap resamples for the PCC/CCC intervals (0: none).
+        seed: seed of folds, MLP and bootstrap.
+        device: "auto", "cpu" or "cuda[:N]".
+        progress: show progress bars.
+        manifest: optional user interview manifest (default: the run's synthetic cohort).
+        root: folder the manifest paths are relative to (default: the manifest's folder).
+        latent_scores: optional CSV `subject,<items>` of true scores to compare against.
+        stats: per-video statistics of the window embeddings.
+        outer_folds: outer cross-validation folds.
+        inner_folds: inner (hyperparameter) folds.
+    Returns:
+        {"results": what 05_results.json holds, "table": long metric table (`COLUMNS`),
+         "predictions": out-of-fold predictions, "latent": agreement with latent scores or None}.
+    """
+    run, crop = Path(run_dir), FaceCrop(full_frame=True) if crop_faces is True else (crop_faces or None)
+    names, models = _names(encoder_names, ENCODERS, "encoder_names"), _names(models, MODELS, "models")
+    level = str(level).strip().lower()
+    if level not in ("subject", "video"):
+        raise UserError(f"level={level!r}: choose 'subject' or 'video'")
+    settings = {"encoders": names, "models": models, "level": level, "clip_len": clip_len, "downsample": downsample,
+                "stride": clip_len if stride is None else stride, "stats": list(stats), "n_boot": n_boot,
+                "crop_faces": None if crop is None else crop.key(), "outer_folds": outer_folds,
+                "inner_folds": inner_folds}
+    seed_everything(seed)
+    src = interview_source(run, manifest, root, latent_scores)
+    if src is None:
+        results = {"format": FORMAT, "status": "skipped", "seed": seed, "settings": settings, "reason":
+                   "this run has no interview data (clinical cohorts are private): pass interview_manifest=..."}
+        write_stage(run, "05", results)
+        return {"results": results, "table": with_averages([]), "predictions": pd.DataFrame(), "latent": None}
+    dev = resolve_device(device)
+    encoders, ckpt = load_encoders(run, checkpoint, str(dev))
+    feats = {name: extract_features(src["manifest"], src["root"], encoders[name], name, run / CACHE_DIR, clip_len,
+                                    downsample, stride, crop, stats, dev, progress=progress) for name in names}
+    with threadpool_limits(limits=1):  # small matrices: one BLAS thread is as fast, and results do not
+        table, predictions, skipped = _regress_encoders(feats, models, level, {  # depend on the core count
+            "seed": seed, "n_boot": n_boot, "outer_folds": outer_folds, "inner_folds": inner_folds,
+            "progress": progress})
+    videos = feats[names[0]]
+    latent = None if src["latent"] is None else latent_agreement(
+        predictions, videos[["subject", *videos.attrs["items"]]], read_latent(src["latent"]))
+    atomic_write(run / PREDICTIONS_FILE, lambda tmp: predictions.to_csv(tmp, index=False))
+    data = {"source": src["source"], "manifest": _rel(src["manifest"], run), "items": videos.attrs["items"],
+            "n_videos": len(videos), "n_subjects": int(videos["subject"].nunique()), "skipped_items": skipped}
+    results = {"format": FORMAT, "status": "done", "seed": seed, "checkpoint": ckpt, "data": data,
+               "settings": settings, **summary(table), "table": _records(table), "latent": _records(latent),
+               "predictions_file": PREDICTIONS_FILE}
+    write_stage(run, "05", results)
+    return {"results": results, "table": table, "predictions": predictions, "latent": latent}
+
+
+def plot_metrics(table: pd.DataFrame, metric_names: Sequence[str] = ("pcc", "ccc")) -> plt.Figure:
+    """Bars of each metric per item and method, one column of panels per encoder (mean baseline in each).
+
+    Args:
+        table: from `run_regression(...)["table"]`.
+        metric_names: metrics to draw, one row of panels each.
+    """
+    encoders = [e for e in dict.fromkeys(table["encoder"]) if e != BASELINE] or [BASELINE]
+    fig, axes = plt.subplots(len(metric_names), len(encoders), squeeze=False, sharey="row",
+                             figsize=(4.8 * len(encoders), 3.0 * len(metric_names)))
+    for (i, name), (j, enc) in itertools.product(enumerate(metric_names), enumerate(encoders)):
+        ax = axes[i, j]
+        sns.barplot(data=table[table["encoder"].isin([enc, BASELINE])], x="item", y=name, hue="method", ax=ax,
+                    errorbar=None, legend=(i, j) == (0, len(encoders) - 1))
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set(title=f"{enc}: {name.upper()}", xlabel="")
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictions(predictions: pd.DataFrame, table: pd.DataFrame) -> plt.Figure:
+    """Out-of-fold predicted vs rated scores per item, one row per encoder with its best method (by PCC).
+
+    Args:
+        predictions: from `run_regression(...)["predictions"]`.
+        table: from `run_regression(...)["table"]`.
+    """
+    avg = table[(table["item"] == AVERAGE_ITEM) & (table["encoder"] != BASELINE)].fillna({"pcc": -np.inf})
+    best = avg.loc[avg.groupby("encoder", sort=False)["pcc"].idxmax()]
+    items = [i for i in dict.fromkeys(table["item"]) if i != AVERAGE_ITEM]
+    fig, axes = plt.subplots(len(best), len(items), squeeze=False, figsize=(2.8 * len(items), 2.8 * len(best)))
+    for (r, (enc, method)), (c, item) in itertools.product(enumerate(zip(best["encoder"], best["method"])),
+                                                           enumerate(items)):
+        sel = lambda f: (f["encoder"] == enc) & (f["method"] == method) & (f["item"] == item)  # noqa: E731
+        part, row = predictions[sel(predictions)], table[sel(table)]
+        sns.scatterplot(data=part, x="y_true", y="y_pred", ax=axes[r, c], s=18)
+        lo, hi = np.nanmin(part[["y_true", "y_pred"]].to_numpy()), np.nanmax(part[["y_true", "y_pred"]].to_numpy())
+        axes[r, c].plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        axes[r, c].set(xlabel="rated", ylabel="predicted",
+                       title=f"{item}\n{enc}/{method}: r={float(row['pcc'].iloc[0]):.2f}")
+        axes[r, c].title.set_fontsize(9)
+    fig.tight_layout()
+    return fig

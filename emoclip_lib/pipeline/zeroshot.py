@@ -1,0 +1,143 @@
+"""Notebook 04's pipeline: zero-shot evaluation of the trained models beside CLIP frame-average baselines.
+
+Every method is scored on the same frames (the centred window of each clip, cached frame embeddings):
+EmoCLIP (temporal transformer, class descriptions), and CLIP's frame-averaged image embeddings with
+class-name prompts or with class descriptions. Datasets: the training corpus's test fold (within-dataset)
+and the evaluation corpus's test folds (cross-dataset). Writes `<run_dir>/04_results.json`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..model.checkpoint import load_checkpoint
+from ..zeroshot.evaluate import class_embeddings, eval_frame_features, score, unique_rows, video_embeddings
+from ..data.manifest import ManifestRow, read_manifest, select
+from ..model.emoclip import EmoCLIP
+from .prepare import dataset_paths, load_results
+from ..runtime import read_stage, resolve_device
+from .training import descriptions_for
+from ..zeroshot.scoring import aggregate_folds
+
+# method name -> (video embedding, prompt mode)
+METHODS: dict[str, tuple[str, str]] = {
+    "EmoCLIP (descriptions)": ("emoclip", "description"),
+    "CLIP frame-avg (class names)": ("clip_frame_avg", "name"),
+    "CLIP frame-avg (descriptions)": ("clip_frame_avg", "description"),
+}
+
+
+class EvalContext:
+    """What every evaluation of a run shares: models per run, datasets, descriptions, settings."""
+
+    def __init__(self, run_dir: str | Path, device: str = "auto", descriptions: str | None = None) -> None:
+        """Args:
+            run_dir: run directory after notebook 03.
+            device: "auto", "cpu" or "cuda".
+            descriptions: class-description YAML override."""
+        self.run = Path(run_dir)
+        self.device = resolve_device(device)
+        self.prepared = load_results(self.run)
+        self.trained = read_stage(self.run, "03")
+        settings = self.trained["settings"]
+        self.clip_len, self.downsample = int(settings.get("clip_len", 32)), int(settings.get("downsample", 2))
+        self.cache = self.run / self.trained["cache_dir"]
+        info = self.prepared["datasets"]["train"]
+        self.descriptions = descriptions_for(self.run, info, descriptions)
+        self._models: dict[str, EmoCLIP] = {}
+
+    def model(self, checkpoint: str) -> EmoCLIP:
+        """A trained model (loaded once).
+
+        Args:
+            checkpoint: path relative to the run directory.
+        """
+        if checkpoint not in self._models:
+            self._models[checkpoint] = load_checkpoint(self.run / checkpoint, device=self.device)
+        return self._models[checkpoint]
+
+    def rows(self, role: str) -> tuple[list[ManifestRow], Path, tuple[str, ...], str]:
+        """Rows, root, classes and name of a dataset role ("train" or "eval").
+
+        Args:
+            role: role in `01_results.json`.
+        """
+        manifest, root = dataset_paths(self.run, role, self.prepared)
+        info = self.prepared["datasets"][role]
+        return read_manifest(manifest), root, tuple(info["classes"]), info["name"]
+
+    def features(self, model: EmoCLIP, rows: Sequence[ManifestRow], root: Path,
+                 classes: Sequence[str]) -> tuple[torch.Tensor, list[ManifestRow]]:
+        """Cached centred-window frame features of `rows` (shared by every method and seed).
+
+        Args:
+            model: any model of the run (they share the frozen visual tower).
+            rows: rows to encode.
+            root: dataset root.
+            classes: label space of the rows.
+        """
+        return eval_frame_features(model, rows, root, classes, self.clip_len, self.downsample, self.cache,
+                                   self.device)
+
+
+def method_scores(ctx: EvalContext, model: EmoCLIP, feats: torch.Tensor, rows: list[ManifestRow],
+                  classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Zero-shot results of every method on one set of rows.
+
+    Args:
+        ctx: evaluation context.
+        model: the trained EmoCLIP model (its backbone is the CLIP of the baselines).
+        feats: (N, T, D) frame features of `rows`.
+        rows: single-label rows.
+        classes: label space.
+    """
+    out = {}
+    for method, (embedding, mode) in METHODS.items():
+        text = class_embeddings(model.encode_text, classes, mode, ctx.descriptions)  # (C, D)
+        video = video_embeddings(model, feats.to(ctx.device), embedding).cpu()  # (N, D)
+        out[method] = score(video, rows, classes, text)
+    return out
+
+
+def evaluate_dataset(ctx: EvalContext, role: str, within: bool) -> dict[str, Any]:
+    """Per-run, per-fold scores of every method on a dataset role's test splits, and their aggregate.
+
+    Args:
+        ctx: evaluation context.
+        role: "train" (within-dataset: each run's own test fold) or "eval" (cross-dataset: every fold).
+        within: evaluate only the fold each model was trained on.
+    """
+    rows, root, classes, name = ctx.rows(role)
+    records = []
+    for run in ctx.trained["runs"]:
+        model = ctx.model(run["checkpoint"])
+        folds = [run["fold"]] if within else sorted({r.fold for r in rows if r.fold is not None}) or [None]
+        for fold in folds:
+            test = unique_rows(select(rows, fold=fold, split="test") if fold is not None else rows)
+            feats, kept = ctx.features(model, test, root, classes)
+            for method, result in method_scores(ctx, model, feats, kept, classes).items():
+                records.append({"method": method, "seed": run["seed"], "fold": fold, **result})
+    summary = {m: aggregate_folds([r for r in records if r["method"] == m]) for m in METHODS}
+    return {"dataset": name, "classes": list(classes), "records": records, "summary": summary}
+
+
+def finding(results: dict[str, Any], method: str = "EmoCLIP (descriptions)",
+            baseline: str = "CLIP frame-avg (class names)") -> dict[str, Any]:
+    """Whether EmoCLIP beats the frame-average baseline, per dataset, with the spread over seeds.
+
+    Args:
+        results: {dataset key: evaluate_dataset output}.
+        method: the method compared.
+        baseline: the reference method.
+    """
+    out = {}
+    for key, res in results.items():
+        ours = [r["uar"] for r in res["records"] if r["method"] == method]
+        base = [r["uar"] for r in res["records"] if r["method"] == baseline]
+        out[key] = {"emoclip_uar": float(np.mean(ours)), "emoclip_uar_std": float(np.std(ours)),
+                    "baseline_uar": float(np.mean(base)), "baseline_uar_std": float(np.std(base)),
+                    "emoclip_better": bool(np.mean(ours) > np.mean(base))}
+    return out

@@ -1,0 +1,110 @@
+"""Zero-shot scoring of manifest rows with a model: cached eval-view frame features, class prompts, metrics.
+
+EmoCLIP and the CLIP frame-average baseline are scored on the same frames: both start from the
+deterministic (centred-window) frame embeddings of the frozen visual tower.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..data.classes import COMPOUND_SEPARATOR
+from ..data.descriptions import load_descriptions, prompts
+from ..features.frame_cache import Preprocessing, build_frame_cache
+from ..data.manifest import ManifestRow
+from ..model.emoclip import EmoCLIP
+from .prompts import class_text_embeddings, label_indices, zero_shot_predict
+from .scoring import evaluate
+from .video import frame_average_features
+
+
+def unique_rows(rows: Sequence[ManifestRow], single_label: bool = True) -> list[ManifestRow]:
+    """One row per clip (manifests repeat clips per fold), optionally without compound samples.
+
+    Args:
+        rows: manifest rows.
+        single_label: drop rows whose labels join several classes.
+    """
+    seen: dict[str, ManifestRow] = {}
+    for row in rows:
+        if single_label and COMPOUND_SEPARATOR in row.labels:
+            continue
+        seen.setdefault(row.path, row)
+    return list(seen.values())
+
+
+def eval_frame_features(model: EmoCLIP, rows: Sequence[ManifestRow], root: str | Path, classes: Sequence[str],
+                        clip_len: int, downsample: int, cache_dir: str | Path, device: str | torch.device = "cpu",
+                        progress: bool = False) -> tuple[torch.Tensor, list[ManifestRow]]:
+    """Frame embeddings of each clip's centred window, from (and into) the on-disk cache.
+
+    Args:
+        model: EmoCLIP model with a frozen visual tower.
+        rows: rows to encode (one per clip).
+        root: dataset root.
+        classes: class names the rows' labels belong to.
+        clip_len: frames per window.
+        downsample: keep every n-th frame.
+        cache_dir: feature cache root (shared with training).
+        device: where the visual tower runs.
+        progress: show progress bars.
+    Returns:
+        (features (N, T, D), the rows that could be read, in order).
+    """
+    prep = Preprocessing(size=model.input_resolution, clip_len=clip_len, downsample=downsample, train=False,
+                         augment=False, seed=0)
+    paths = build_frame_cache(model, list(rows), root, tuple(classes), prep, [0], cache_dir, device=device,
+                              progress=progress)[0]
+    kept = [i for i in range(len(rows)) if paths.get(i)]
+    feats = np.stack([np.load(paths[i], allow_pickle=False) for i in kept]) if kept else np.zeros((0, clip_len, 0))
+    return torch.from_numpy(feats).float(), [rows[i] for i in kept]
+
+
+def class_embeddings(encode_text_fn: Any, classes: Sequence[str], mode: str = "description",
+                     descriptions_path: str | Path | None = None) -> torch.Tensor:
+    """Text embeddings (C, D) of the classes' prompts: class names, descriptions, or an ensemble.
+
+    Args:
+        encode_text_fn: `model.encode_text` (EmoCLIP) or a CLIP's `encode_text`.
+        classes: class names, in label order.
+        mode: "name", "description" or "ensemble".
+        descriptions_path: a class-description YAML (default: the shipped one).
+    """
+    table = load_descriptions(descriptions_path)
+    texts = prompts(list(classes), mode=mode, descriptions=table)
+    with torch.no_grad():
+        return class_text_embeddings(encode_text_fn, dict(zip(classes, texts)))  # (C, D)
+
+
+def video_embeddings(model: EmoCLIP, feats: torch.Tensor, method: str = "emoclip", batch: int = 256) -> torch.Tensor:
+    """Video embeddings (N, D) from frame features: EmoCLIP's temporal model or the frame average.
+
+    Args:
+        model: EmoCLIP model.
+        feats: (N, T, D) frame embeddings.
+        method: "emoclip" or "clip_frame_avg".
+        batch: clips per forward pass.
+    """
+    if method == "clip_frame_avg":
+        return frame_average_features(feats)
+    with torch.no_grad():
+        outs = [model.encode_video_features(feats[i : i + batch]) for i in range(0, len(feats), batch)]
+    return torch.cat(outs) if outs else feats.new_zeros((0, feats.shape[-1]))
+
+
+def score(video_emb: torch.Tensor, rows: Sequence[ManifestRow], classes: Sequence[str],
+          text_emb: torch.Tensor) -> dict[str, Any]:
+    """Zero-shot UAR, WAR, per-class recall and confusion of single-label rows.
+
+    Args:
+        video_emb: (N, D) embeddings of `rows`.
+        rows: their manifest rows.
+        classes: label space, in the order of `text_emb`.
+        text_emb: (C, D) class embeddings.
+    """
+    _, pred = zero_shot_predict(video_emb, text_emb)
+    truth = label_indices([r.labels for r in rows], list(classes))
+    return evaluate(truth, np.asarray(pred), list(classes))
