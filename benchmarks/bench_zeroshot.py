@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from emoclip_lib.zeroshot.prompts import zero_shot_predict
+from emoclip_lib.zeroshot.classify import zero_shot_predict
 
 TITLE = "Zero-shot evaluation"
 

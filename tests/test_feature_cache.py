@@ -12,6 +12,7 @@ import torch
 from conftest import write_clip
 
 from emoclip_lib.features import frame_cache as fc
+from emoclip_lib.features import hashing
 from emoclip_lib.model.checkpoint import build_model
 from emoclip_lib.data.classes import CANONICAL_CLASSES
 from emoclip_lib.data.dataset import VideoDataset
@@ -59,16 +60,16 @@ def test_content_hash_follows_bytes_not_names(tmp_path):
     write_clip(a, seed=1)
     shutil.copy(a, b)
     write_clip(c, seed=2)
-    assert fc.content_hash(a) == fc.content_hash(b) != fc.content_hash(c)
+    assert hashing.content_hash(a) == hashing.content_hash(b) != hashing.content_hash(c)
 
 
 def test_hash_index_avoids_rehashing_and_sees_edits(data, tmp_path):
     root, _ = data
-    first = fc.ContentHasher(tmp_path / "hashes")
+    first = hashing.ContentHasher(tmp_path / "hashes")
     folder_hash = first.hash(root / "frames")
     first.hash(root / "c0.mp4")
     first.save()
-    again = fc.ContentHasher(tmp_path / "hashes", writer="other")
+    again = hashing.ContentHasher(tmp_path / "hashes", writer="other")
     assert again.hash(root / "frames") == folder_hash and again.computed == 0
     cv2.imwrite(str(root / "frames" / "2.png"), np.zeros((32, 32, 3), np.uint8))
     os.utime(root / "frames" / "2.png", ns=(1, 1))
@@ -78,16 +79,16 @@ def test_hash_index_avoids_rehashing_and_sees_edits(data, tmp_path):
 
 
 def test_keys_separate_views_weights_and_preprocessing(model):
-    visual = fc.tower_fingerprint(model, "visual")
+    visual = hashing.tower_fingerprint(model, "visual")
     assert PREP.key("h", visual, 0) != PREP.key("h", visual, 1) != PREP.key("h", "other", 1)
     assert PREP.key("h", visual, 0) != fc.Preprocessing(64, 4, 2, True, True, 3).key("h", visual, 0)
     evaluation = fc.Preprocessing(32, 4, 2, train=False, augment=False, seed=3)
     assert evaluation.key("h", visual, 0) == evaluation.key("h", visual, 5)
-    text = fc.tower_fingerprint(model, "text")
+    text = hashing.tower_fingerprint(model, "text")
     changed = build_model(ModelConfig(backbone="tiny", temporal=TemporalConfig(layers=1, heads=4)), seed=0)
     with torch.no_grad():
         changed.backbone.token_embedding.weight[0, 0] += 1.0
-    assert fc.tower_fingerprint(changed, "visual") == visual and fc.tower_fingerprint(changed, "text") != text
+    assert hashing.tower_fingerprint(changed, "visual") == visual and hashing.tower_fingerprint(changed, "text") != text
 
 
 def test_entries_are_the_frame_embeddings_of_each_view(model, data, tmp_path):

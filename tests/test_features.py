@@ -1,4 +1,5 @@
-"""Tests of sliding-window feature extraction, its disk cache and aggregation (emoclip_lib.downstream.features)."""
+"""The window encoder (features.windows), its disk cache (features.window_cache) and interview features
+(downstream.features): windows, encoders, cache keys and hits, aggregation, face crops."""
 from __future__ import annotations
 
 import copy
@@ -12,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from emoclip_lib.downstream import features
+from emoclip_lib.errors import UserError
+from emoclip_lib.features import window_cache, windows
 from emoclip_lib.model.checkpoint import build_model
 from emoclip_lib.errors import DataError
 from emoclip_lib.data.faces import FaceCrop, FaceNotFound
@@ -59,48 +62,65 @@ def dataset(tmp_path):
     return manifest, root
 
 
-def test_windows_cover_the_video_and_only_their_frames_are_decoded(tmp_path, monkeypatch):
+class FrameIndexModel:
+    """Stand-in model: a frame's embedding is its index (frame i is uniformly 10 * i), a window's the indices."""
+
+    input_resolution = 8
+
+    def encode_frames(self, x: torch.Tensor) -> torch.Tensor:  # (1, n, 3, S, S) -> (1, n, 1)
+        return ((x[:, :, 0, 0, 0] * CLIP_STD[0] + CLIP_MEAN[0]) * 255.0 / 10.0).round().unsqueeze(-1)
+
+    def encode_video_features(self, feats: torch.Tensor) -> torch.Tensor:  # (W, L, 1) -> (W, L)
+        return feats[..., 0]
+
+
+def index_frames(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    for i in range(n):  # frame i is uniformly 10 * i (PNG: lossless)
+        cv2.imwrite(str(folder / f"f{i}.png"), np.full((20, 24, 3), 10 * i, np.uint8))
+    return folder
+
+
+def test_windows_cover_the_video_and_each_frame_is_decoded_once(tmp_path, monkeypatch):
+    folder = index_frames(tmp_path / "frames", 23)
+    decoded: list[int] = []
+    real_read = windows.read_frames
+    monkeypatch.setattr(windows, "read_frames", lambda p, idx: decoded.extend(idx) or real_read(p, idx))
+    video = windows.window_embeddings(FrameIndexModel(), folder, clip_len=4, downsample=2, stride=3, device="cpu",
+                                      batch=2)
+    np.testing.assert_array_equal(video.starts, window_starts(23, 4, 2, 3))
+    expected = np.stack([window_indices(23, 4, 2, s) for s in video.starts])  # (W, 4)
+    np.testing.assert_array_equal(video.embeddings["emoclip"].numpy(), expected)
+    assert sorted(decoded) == sorted(set(expected.ravel().tolist()))  # kept frames only, each decoded once
+    assert expected[-1, -1] == 22 and video.num_frames == 23  # the last kept frame is covered
+    with pytest.raises(UserError, match="stride must be at least 1"):
+        windows.window_embeddings(FrameIndexModel(), folder, 4, 2, 0, "cpu")
+
+
+def test_both_poolings_match_direct_encoding(model, tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()
-    for i in range(23):  # frame i is uniformly 10 * i (PNG: lossless)
-        cv2.imwrite(str(folder / f"f{i}.png"), np.full((20, 24, 3), 10 * i, np.uint8))
-    decoded: list[int] = []
-    real_read = features.read_frames
-    monkeypatch.setattr(features, "read_frames", lambda p, idx: decoded.extend(idx) or real_read(p, idx))
-
-    def encode(clips: torch.Tensor) -> torch.Tensor:  # (B, T, 3, S, S) -> (B, T): the frame index
-        return ((clips[:, :, 0, 0, 0] * CLIP_STD[0] + CLIP_MEAN[0]) * 255.0 / 10.0).round()
-
-    starts, emb = features.window_embeddings(encode, folder, clip_len=4, downsample=2, stride=3, size=8,
-                                             device="cpu", batch=2)
-    np.testing.assert_array_equal(starts, window_starts(23, 4, 2, 3))
-    expected = np.stack([window_indices(23, 4, 2, s) for s in starts])  # (W, 4)
-    np.testing.assert_array_equal(emb, expected)
-    assert set(decoded) == set(expected.ravel().tolist())  # kept frames only, odd frames never decoded
-    assert expected[-1, -1] == 22  # the last kept frame is covered
-
-
-def test_encoders_match_manual_computation(model):
-    clips = torch.randn(2, 3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    for i in range(11):
+        cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 256, (36, 40, 3), dtype=np.uint8))
+    video = windows.window_embeddings(model, folder, 3, 2, 2, "cpu", poolings=windows.POOLINGS, batch=4)
+    from emoclip_lib.data.preprocess import preprocess_frames
+    from emoclip_lib.data.video import read_frames
     with torch.no_grad():
-        got_video = features.make_encoder(model, "emoclip").fn(clips)
-        got_avg = features.make_encoder(model, "clip_frame_avg").fn(clips)
-        torch.testing.assert_close(got_video, F.normalize(model.encode_video(clips), dim=-1))
-        manual = []
-        for clip in clips:
-            per_frame = torch.stack([model.backbone.encode_image(frame[None])[0] for frame in clip])  # (T, D)
-            per_frame = per_frame / per_frame.norm(dim=-1, keepdim=True)
-            mean = per_frame.mean(dim=0)
-            manual.append(mean / mean.norm())
-    torch.testing.assert_close(got_avg, torch.stack(manual), rtol=1e-5, atol=1e-6)
-    assert got_avg.shape == (2, 64)
-    with pytest.raises(features.UserError, match="unknown encoder"):
-        features.make_encoder(model, "farl")
+        clips = torch.stack([preprocess_frames(read_frames(folder, window_indices(11, 3, 2, int(s))), 32)
+                             for s in video.starts])  # (W, T, 3, S, S)
+        direct = model.encode_video(clips)
+        per_frame = F.normalize(model.encode_frames(clips), dim=-1)  # (W, T, D)
+    torch.testing.assert_close(video.embeddings["emoclip"], direct, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(video.embeddings["clip_frame_avg"], F.normalize(per_frame.mean(1), dim=-1),
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(UserError, match="unknown encoder"):
+        window_cache.make_encoder(model, "farl")
 
 
 def test_weights_fingerprint_tracks_the_weights_each_encoder_uses(model):
     def prints(m):
-        return {name: features.make_encoder(m, name).fingerprint for name in features.ENCODERS}
+        return {name: window_cache.make_encoder(m, name).fingerprint for name in window_cache.ENCODERS}
 
     base = prints(model)
     temporal = copy.deepcopy(model)
@@ -122,13 +142,13 @@ def test_cache_key_changes_with_every_setting():
     crop = FaceCrop()
     args = dict(video_sha256="a" * 64, fingerprint="b" * 64, encoder="emoclip", clip_len=32, downsample=4,
                 stride=None, size=224, crop=None)
-    base = features.cache_key(**args)
-    assert features.cache_key(**{**args, "stride": 32}) == base  # None means clip_len
+    base = window_cache.cache_key(**args)
+    assert window_cache.cache_key(**{**args, "stride": 32}) == base  # None means clip_len
     variants = {"video_sha256": "c" * 64, "fingerprint": "d" * 64, "encoder": "clip_frame_avg", "clip_len": 16,
                 "downsample": 2, "stride": 8, "size": 32, "crop": crop}
-    keys = {features.cache_key(**{**args, k: v}) for k, v in variants.items()}
+    keys = {window_cache.cache_key(**{**args, k: v}) for k, v in variants.items()}
     assert len(keys) == len(variants) and base not in keys
-    assert features.cache_key(**{**args, "crop": FaceCrop(margin=0.4)}) != features.cache_key(**{**args, "crop": crop})
+    assert window_cache.cache_key(**{**args, "crop": FaceCrop(margin=0.4)}) != window_cache.cache_key(**{**args, "crop": crop})
 
 
 def test_aggregate_math():
@@ -141,20 +161,20 @@ def test_aggregate_math():
     np.testing.assert_allclose(features.aggregate(emb, ("std", "mean"))[:4], population_std)
     np.testing.assert_array_equal(features.aggregate(emb[:1], ("mean", "std")), np.r_[emb[0], np.zeros(4)])
     for bad in (("mode",), ("q0",), ("q100",), ()):
-        with pytest.raises(features.UserError):
+        with pytest.raises(UserError):
             features.aggregate(emb, bad)
 
 
 def test_extract_features_table_and_cache_hits(dataset, model, tmp_path, monkeypatch):
     manifest, root = dataset
     calls: list[str] = []
-    real = features.window_embeddings
+    real = window_cache.window_embeddings
 
-    def counting(encode_fn, path, *args, **kwargs):
+    def counting(model, path, *args, **kwargs):
         calls.append(Path(path).name)
-        return real(encode_fn, path, *args, **kwargs)
+        return real(model, path, *args, **kwargs)
 
-    monkeypatch.setattr(features, "window_embeddings", counting)
+    monkeypatch.setattr(window_cache, "window_embeddings", counting)
     cache = tmp_path / "cache"
     opts = dict(clip_len=CLIP_LEN, downsample=DOWNSAMPLE, progress=False)
     first = features.extract_features(manifest, root, model, "emoclip", cache, **opts)
@@ -162,9 +182,8 @@ def test_extract_features_table_and_cache_hits(dataset, model, tmp_path, monkeyp
     assert list(first.columns) == ["path", "subject", "session", "hallucination", "apathy", "n_windows", "features"]
     assert first["n_windows"].tolist() == [len(window_starts(n, CLIP_LEN, DOWNSAMPLE)) for n in (30, 21, 9)]
     assert np.isnan(first.loc[1, "apathy"]) and first.loc[0, "hallucination"] == 3.0
-    starts, emb = real(features.make_encoder(model, "emoclip").fn, root / "v0.mp4", CLIP_LEN, DOWNSAMPLE, None,
-                       32, "cpu")
-    np.testing.assert_allclose(first.loc[0, "features"], features.aggregate(emb), rtol=1e-5, atol=1e-6)
+    emb = F.normalize(real(model, root / "v0.mp4", CLIP_LEN, DOWNSAMPLE, None, "cpu").embeddings["emoclip"], dim=-1)
+    np.testing.assert_allclose(first.loc[0, "features"], features.aggregate(emb.numpy()), rtol=1e-5, atol=1e-6)
 
     again = features.extract_features(manifest, root, model, "emoclip", cache, **opts)
     assert len(calls) == 3  # all three from the cache
@@ -203,7 +222,7 @@ def test_missing_video_names_the_manifest_line(dataset, model, tmp_path):
     bad = write_manifest(tmp_path / "bad.csv", ["v0.mp4,s1,a,1,1", "gone.mp4,s2,a,1,1"])
     with pytest.raises(DataError, match=r"bad\.csv:3: .*gone\.mp4 does not exist"):
         features.extract_features(bad, root, model, cache_dir=tmp_path / "c", progress=False)
-    with pytest.raises(features.UserError, match="unknown statistic"):
+    with pytest.raises(UserError, match="unknown statistic"):
         features.extract_features(manifest, root, model, cache_dir=tmp_path / "c", stats=("avg",), progress=False)
 
 
@@ -211,13 +230,16 @@ def test_face_crop_feeds_face_crops_and_reports_faceless_videos(tmp_path, model)
     face = write_video(tmp_path / "face.mp4", [draw_face(160, 192, 90 + 2 * t, 80, 0.6) for t in range(10)])
     seen: list[torch.Tensor] = []
 
-    def encode(clips: torch.Tensor) -> torch.Tensor:
-        seen.append(clips)
-        return clips.mean(dim=(1, 3, 4))  # (B, 3)
+    class Recording(FrameIndexModel):
+        input_resolution = 32
+
+        def encode_frames(self, x: torch.Tensor) -> torch.Tensor:  # (1, n, 3, S, S) -> (1, n, 3)
+            seen.append(x)
+            return x.mean(dim=(3, 4))
 
     crop = FaceCrop(min_size=20, every=3)
-    features.window_embeddings(encode, face, clip_len=4, downsample=2, stride=None, size=32, device="cpu", crop=crop)
-    centre = seen[0][:, :, :, 14:18, 14:18].mean(dim=(0, 1, 3, 4))  # normalised RGB at the crop centre
+    windows.window_embeddings(Recording(), face, clip_len=4, downsample=2, stride=None, device="cpu", crop=crop)
+    centre = seen[0][0, :, :, 14:18, 14:18].mean(dim=(0, 2, 3))  # normalised RGB at the crop centre
     rgb = (centre * torch.tensor(CLIP_STD) + torch.tensor(CLIP_MEAN)) * 255
     assert (rgb - torch.tensor(SKIN, dtype=torch.float32)).abs().max() < 40
 

@@ -9,7 +9,7 @@ import torch
 from emoclip_lib.model.checkpoint import build_model, load_checkpoint, save_checkpoint
 from emoclip_lib.model.clip import load_clip
 from emoclip_lib.errors import UserError
-from emoclip_lib.model.emoclip import EmoCLIP, ModelConfig, TemporalConfig, TemporalTransformer, contrastive_loss
+from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig, TemporalTransformer, contrastive_loss
 from emoclip_lib.model.official import OfficialTemporalReference
 from emoclip_lib.data.tokenizer import tokenize
 

@@ -16,11 +16,16 @@ from emoclip_lib.errors import DataError, UserError
 from emoclip_lib.data.faces import FaceNotFound
 from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
 from emoclip_lib.cli.predict import plot_timeline, predictions_to_json, write_predictions
-from emoclip_lib.zeroshot.predict import label_embeddings, parse_class_list, predict_videos, resolve_prompts, video_summary
-from emoclip_lib.zeroshot.prompts import class_text_embeddings
+from emoclip_lib.zeroshot.predict import predict_videos, video_summary
+from emoclip_lib.zeroshot.prompts import class_embeddings, class_text_embeddings, parse_class_list, resolve_prompts
 
 PROMPTS = {"anger": ["an angry face"], "disgust": ["a disgusted face"], "happiness": ["a smiling face"]}
 FPS = 10.0
+
+
+def texts(model: torch.nn.Module) -> tuple[torch.Tensor, list[str]]:
+    """Class embeddings of PROMPTS and their labels, as `predict_videos` takes them."""
+    return class_embeddings(model.encode_text, prompts=PROMPTS), list(PROMPTS)
 
 
 def write_mp4(path: Path, frames: int, seed: int, size: tuple[int, int] = (64, 48)) -> Path:
@@ -66,7 +71,7 @@ def check_probabilities(table: pd.DataFrame) -> None:
 
 
 def test_predict_videos_windows_and_probabilities(setup: dict) -> None:
-    table = predict_videos([setup["long"], setup["short"]], setup["model"], PROMPTS, clip_len=4, downsample=2,
+    table = predict_videos([setup["long"], setup["short"]], setup["model"], *texts(setup["model"]), clip_len=4, downsample=2,
                            stride=2, full_frame=True, progress=False)
     assert list(table.columns) == ["video", "window", "start_frame", "start_s", "class", "prob"]
     long = window_rows(table[table["video"] == str(setup["long"])])
@@ -84,8 +89,8 @@ def test_predict_videos_windows_and_probabilities(setup: dict) -> None:
 def test_predict_videos_is_repeatable_and_matches_direct_encoding(setup: dict) -> None:
     model = setup["model"]
     kwargs = dict(clip_len=3, downsample=4, stride=None, full_frame=True, progress=False, scale=100.0)
-    table = predict_videos([setup["long"]], model, PROMPTS, **kwargs)
-    again = predict_videos([setup["long"]], model, PROMPTS, **kwargs)
+    table = predict_videos([setup["long"]], model, *texts(model), **kwargs)
+    again = predict_videos([setup["long"]], model, *texts(model), **kwargs)
     pd.testing.assert_frame_equal(table, again)
     # direct: frames 0, 4, 8 form window 0 (3 kept frames), encoded as one clip
     from emoclip_lib.data.preprocess import preprocess_frames
@@ -101,38 +106,38 @@ def test_predict_videos_is_repeatable_and_matches_direct_encoding(setup: dict) -
 
 def test_compound_label_is_mean_of_components(setup: dict) -> None:
     model = setup["model"]
-    emb = label_embeddings(model.encode_text, PROMPTS, ["happiness", "anger+disgust"])
+    emb = class_embeddings(model.encode_text, ["happiness", "anger+disgust"], prompts=PROMPTS)
     singles = class_text_embeddings(model.encode_text, PROMPTS)
     expected = torch.nn.functional.normalize(singles[0] + singles[1], dim=0)
     torch.testing.assert_close(emb[1], expected)
     torch.testing.assert_close(emb[0], singles[2])
     with pytest.raises(UserError, match="unknown class 'fear'.*known classes are anger, disgust, happiness"):
-        label_embeddings(model.encode_text, PROMPTS, ["anger+fear"])
+        class_embeddings(model.encode_text, ["anger+fear"], prompts=PROMPTS)
 
 
 def test_face_cropping_uses_the_detector_and_names_faceless_videos(setup: dict) -> None:
     model = setup["model"]
-    cropped = predict_videos([setup["long"]], model, PROMPTS, clip_len=4, stride=None, detector=fake_detector,
+    cropped = predict_videos([setup["long"]], model, *texts(model), clip_len=4, stride=None, detector=fake_detector,
                              progress=False)
-    whole = predict_videos([setup["long"]], model, PROMPTS, clip_len=4, stride=None, full_frame=True,
+    whole = predict_videos([setup["long"]], model, *texts(model), clip_len=4, stride=None, full_frame=True,
                            progress=False)
     check_probabilities(cropped)
     assert not np.allclose(cropped["prob"], whole["prob"])  # the face crop changes the input
     with pytest.raises(FaceNotFound, match="long.mp4"):
-        predict_videos([setup["long"]], model, PROMPTS, detector=no_face, progress=False)
+        predict_videos([setup["long"]], model, *texts(model), detector=no_face, progress=False)
 
 
 def test_missing_and_corrupt_videos_are_named(setup: dict, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="nothere.mp4 does not exist"):
-        predict_videos([tmp_path / "nothere.mp4"], setup["model"], PROMPTS, progress=False)
+        predict_videos([tmp_path / "nothere.mp4"], setup["model"], *texts(setup["model"]), progress=False)
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video at all" * 10)
     with pytest.raises(DataError, match="broken.mp4"):
-        predict_videos([bad], setup["model"], PROMPTS, full_frame=True, progress=False)
+        predict_videos([bad], setup["model"], *texts(setup["model"]), full_frame=True, progress=False)
 
 
 def test_outputs_csv_json_png(setup: dict, tmp_path: Path) -> None:
-    table = predict_videos([setup["long"], setup["short"]], setup["model"], PROMPTS, clip_len=4, stride=4,
+    table = predict_videos([setup["long"], setup["short"]], setup["model"], *texts(setup["model"]), clip_len=4, stride=4,
                            full_frame=True, progress=False)
     back = pd.read_csv(write_predictions(table, tmp_path / "p.csv"))
     assert list(back.columns) == list(table.columns) and len(back) == len(table)

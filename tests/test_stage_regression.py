@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emoclip_lib.downstream import features
+from emoclip_lib.features import window_cache
+from emoclip_lib.features.hashing import modules_fingerprint
 
 from emoclip_lib.pipeline import regression as stage_regression
 from emoclip_lib.model.checkpoint import build_model, save_checkpoint
@@ -100,7 +101,7 @@ def test_second_run_reads_the_feature_cache(tmp_path, cohort, monkeypatch):
     def no_encoding(*args, **kwargs):
         raise AssertionError("a cached video was encoded again")
 
-    monkeypatch.setattr(features, "window_embeddings", no_encoding)
+    monkeypatch.setattr(window_cache, "window_embeddings", no_encoding)
     second = run_regression(run, **FAST)
     pd.testing.assert_frame_equal(first["table"], second["table"])
 
@@ -172,9 +173,9 @@ def test_a_fine_tuned_visual_tower_takes_the_baseline_from_clip_backbone(tmp_pat
     (run / "03_results.json").write_text(json.dumps({"checkpoint": "tuned.pt", "clip_backbone": "clip.pt"}))
     encoders, recorded = stage_regression.load_encoders(run, None, "cpu")
     assert recorded == "tuned.pt"
-    baseline = features.make_encoder(encoders["clip_frame_avg"], "clip_frame_avg").fingerprint
-    own = features.make_encoder(encoders["emoclip"], "clip_frame_avg").fingerprint
-    expected = features.weights_fingerprint([("backbone.visual", load_clip("tiny", seed=1).visual)])
+    baseline = window_cache.make_encoder(encoders["clip_frame_avg"], "clip_frame_avg").fingerprint
+    own = window_cache.make_encoder(encoders["emoclip"], "clip_frame_avg").fingerprint
+    expected = modules_fingerprint([("backbone.visual", load_clip("tiny", seed=1).visual)])
     assert baseline == expected != own
 
 

@@ -11,15 +11,12 @@ import torch.nn.functional as F
 from emoclip_lib.model.checkpoint import build_model
 from emoclip_lib.errors import UserError
 from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
-from emoclip_lib.data.preprocess import preprocess_frames
 from emoclip_lib.data.tokenizer import tokenize
-from emoclip_lib.data.video import window_indices
-from emoclip_lib.zeroshot.prompts import (class_text_embeddings, compound_embeddings, label_indices, label_space,
-                                  model_scale, zero_shot_predict)
-from emoclip_lib.zeroshot.scoring import (REPORTED_RESULTS, aggregate_folds, evaluate, loco_recall, loco_splits,
-                                       paper_table)
-from emoclip_lib.zeroshot.video import (encode_videos, frame_average_embeddings, frame_average_features,
-                                        video_probabilities, window_probabilities)
+from emoclip_lib.features.windows import frame_average, pool_windows
+from emoclip_lib.zeroshot.classify import model_scale, zero_shot_predict
+from emoclip_lib.zeroshot.prompts import class_text_embeddings, compound_embeddings, label_indices, label_space
+from emoclip_lib.zeroshot.scoring import aggregate_folds, evaluate, loco_recall
+from emoclip_lib.zeroshot.tables import REPORTED_RESULTS, paper_table
 
 CLASSES = ["anger", "disgust", "fear", "happiness"]
 
@@ -133,25 +130,18 @@ def test_evaluate_and_aggregate_folds():
 
 
 # ---------------------------------------------------------------- leave one class out
-def test_loco_splits_drop_compound_samples_from_training():
-    rows = ["anger", "anger+disgust", "disgust", "happiness", "disgust+fear", "fear"]
-    splits = loco_splits(rows, CLASSES)
-    assert splits["anger"][0].tolist() == [2, 3, 4, 5] and splits["anger"][1].tolist() == [0, 1]
-    assert splits["disgust"][0].tolist() == [0, 3, 5] and splits["disgust"][1].tolist() == [1, 2, 4]
-    for train, test in splits.values():
-        assert sorted([*train, *test]) == list(range(len(rows)))
-    with pytest.raises(UserError, match="row 1"):
-        loco_splits(["anger", "sadness"], CLASSES)
-
-
 def test_loco_recall_on_planted_embeddings():
     text = _unit(4, 16, seed=5)
     rows = ["anger", "anger+disgust", "disgust", "anger", "fear"]
     video = torch.stack([text[0], text[1], text[1], text[0], text[2]])  # sample 1 looks like disgust
-    assert loco_recall(video, rows, text, CLASSES, "anger") == pytest.approx(2 / 3)
+    # only single-label clips of the held-out class count: the compound clip 1 (predicted disgust) is not scored
+    assert loco_recall(video, rows, text, CLASSES, "anger") == pytest.approx(1.0)
+    video[3] = text[2]  # the second anger clip now looks like fear
+    assert loco_recall(video, rows, text, CLASSES, "anger") == pytest.approx(0.5)
     assert loco_recall(video, rows, text, CLASSES, "disgust") == pytest.approx(1.0)
-    with pytest.raises(UserError, match="no sample"):
-        loco_recall(video, rows, text, CLASSES, "happiness")
+    assert math.isnan(loco_recall(video, rows, text, CLASSES, "happiness"))  # no clip of the class
+    with pytest.raises(UserError, match="not among the classes"):
+        loco_recall(video, rows, text, CLASSES, "sadness")
 
 
 # ---------------------------------------------------------------- results table
@@ -173,43 +163,11 @@ def test_frame_average_baseline_matches_manual(tiny):
     frames = torch.randn(2, 3, 3, 32, 32, generator=torch.Generator().manual_seed(7))  # (B, T, 3, H, W)
     with torch.no_grad():
         per_frame = F.normalize(tiny.backbone.encode_image(frames.flatten(0, 1)), dim=-1).view(2, 3, -1)
+        feats = tiny.encode_frames(frames)  # (B, T, D)
     manual = F.normalize(per_frame.mean(1), dim=-1)
-    assert torch.allclose(frame_average_embeddings(tiny.backbone, frames), manual, atol=1e-5)
-    assert torch.allclose(frame_average_embeddings(tiny, frames), manual, atol=1e-5)
-    assert torch.allclose(frame_average_features(per_frame * 7.0), manual, atol=1e-6)
-
-
-def test_encode_videos_over_batches(tiny):
-    gen = torch.Generator().manual_seed(8)
-    batches = [{"frames": torch.randn(2, 2, 3, 32, 32, generator=gen), "labels": ["anger", "fear"],
-                "label_ids": [[0], [2]]},
-               None,
-               {"frames": torch.randn(1, 2, 3, 32, 32, generator=gen), "labels": ["anger+disgust"],
-                "label_ids": [[0, 1]]}]
-    emb, labels = encode_videos(tiny, batches, "cpu", progress=False)
+    assert torch.allclose(pool_windows(tiny, feats, "clip_frame_avg"), manual, atol=1e-5)
+    assert torch.allclose(frame_average(per_frame * 7.0), manual, atol=1e-6)
     with torch.no_grad():
-        direct = tiny.encode_video(torch.cat([batches[0]["frames"], batches[2]["frames"]]))
-    assert labels == ["anger", "fear", "anger+disgust"]
-    assert torch.allclose(emb, direct, atol=1e-5)
-    emb2, _ = encode_videos(lambda f: frame_average_embeddings(tiny.backbone, f), batches, "cpu", progress=False)
-    assert emb2.shape == (3, 64)
-    with pytest.raises(UserError, match="no clip"):
-        encode_videos(tiny, [None], "cpu", progress=False)
-
-
-def test_sliding_windows_cover_video_and_match_direct_encoding(tiny):
-    frames = torch.randint(0, 256, (23, 3, 36, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(9))
-    text = _unit(5, 64, seed=10)
-    starts, probs = window_probabilities(tiny, frames, clip_len=4, downsample=2, stride=3, text_emb=text,
-                                         device="cpu", frame_batch=5)
-    windows = [window_indices(23, 4, 2, int(s)) for s in starts]
-    assert set(np.concatenate(windows).tolist()) == set(range(0, 23, 2))  # every kept frame is covered
-    assert probs.shape == (len(starts), 5)
-    with torch.no_grad():
-        clips = torch.stack([preprocess_frames(frames[torch.as_tensor(w)], 32) for w in windows])
-        direct, _ = zero_shot_predict(tiny.encode_video(clips), text, model_scale(tiny))
-    assert torch.allclose(probs, direct, atol=1e-5)
-    mean = video_probabilities(tiny, frames, 4, 2, 3, text, "cpu", frame_batch=5)
-    assert torch.allclose(mean, probs.mean(0), atol=1e-6) and mean.sum().item() == pytest.approx(1.0, abs=1e-5)
-    with pytest.raises(UserError, match="uint8"):
-        window_probabilities(tiny, frames.float(), 4, 2, 3, text, "cpu")
+        assert torch.allclose(pool_windows(tiny, feats, "emoclip", batch=1), tiny.encode_video(frames), atol=1e-5)
+    with pytest.raises(UserError, match="unknown pooling"):
+        pool_windows(tiny, feats, "farl")

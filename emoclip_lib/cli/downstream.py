@@ -1,77 +1,18 @@
-"""`emoclip features` (interview videos -> feature file) and `emoclip regress` (features -> severity results).
-
-The feature file is an `.npz` (no pickles): `features` (N, F), `path`, `subject`, `session` (N,),
-`items` (I,), `scores` (N, I) with NaN for missing, `n_windows` (N,) and `settings` (JSON text).
-"""
+"""`emoclip features` (interview videos -> feature file) and `emoclip regress` (features -> severity results)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
-import torch
 
-from ..errors import UserError
 from ..data.faces import FaceCrop
-from ..downstream.features import ENCODERS, extract_features, feature_matrix, subject_features
+from ..downstream.feature_file import load_features, save_features
+from ..downstream.features import extract_features, feature_matrix, subject_features
+from ..errors import UserError
+from ..features.window_cache import ENCODERS
 from ..io_utils import atomic_write, atomic_write_json, json_cell
-
-FEATURE_KEYS: tuple[str, ...] = ("features", "path", "subject", "session", "items", "scores", "n_windows",
-                                 "settings")
-
-
-def save_features(table: pd.DataFrame, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write a per-video feature table (from `extract_features`) to an `.npz` file atomically.
-
-    Args:
-        table: the feature table; `attrs["items"]` names the score columns.
-        path: destination file.
-        extra: more settings to record (e.g. the checkpoint path).
-    """
-    items = list(table.attrs.get("items", []))
-    settings = {**table.attrs.get("settings", {}), **(extra or {})}
-    arrays = {"features": feature_matrix(table), "path": table["path"].to_numpy(str),
-              "subject": table["subject"].to_numpy(str), "session": table["session"].to_numpy(str),
-              "items": np.asarray(items, dtype=str),
-              "scores": table[items].to_numpy(np.float64).reshape(len(table), len(items)),
-              "n_windows": table["n_windows"].to_numpy(np.int64), "settings": np.asarray(json.dumps(settings))}
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    return atomic_write(path, write)
-
-
-def load_features(path: str | Path) -> pd.DataFrame:
-    """Read a feature file written by `save_features` back into a per-video table.
-
-    Args:
-        path: the `.npz` file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"feature file {path} does not exist: create it with `emoclip features`")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in FEATURE_KEYS}
-    except (OSError, ValueError, KeyError, EOFError) as err:
-        raise UserError(f"{path} is not a feature file written by `emoclip features` ({err}); "
-                        f"re-create it") from None
-    items = [str(i) for i in arrays["items"]]
-    table = pd.DataFrame({"path": arrays["path"], "subject": arrays["subject"], "session": arrays["session"]})
-    for k, item in enumerate(items):
-        table[item] = arrays["scores"][:, k]
-    table["n_windows"] = arrays["n_windows"]
-    table["features"] = list(arrays["features"])
-    table.attrs["items"] = items
-    table.attrs["settings"] = json.loads(str(arrays["settings"]))
-    return table
-
+from ..runtime import resolve_device
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `features` and `regress` sub-commands.
@@ -117,14 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=run_regress)
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return name
-
-
 def run_features(args: argparse.Namespace) -> int:
     """Handler of `emoclip features`.
 
@@ -136,7 +69,7 @@ def run_features(args: argparse.Namespace) -> int:
     for name in ("clip_len", "downsample", "batch", "stride"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    device = _device(args.device)
+    device = resolve_device(args.device)
     crop = None
     if args.crop_faces:
         crop = FaceCrop(margin=args.face_margin, min_size=args.min_face, every=args.face_every,

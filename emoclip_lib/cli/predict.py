@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import pandas as pd
-import torch
 
 from ..model.checkpoint import load_checkpoint
 from ..data.descriptions import PROMPT_MODES
 from ..errors import UserError
 from ..data.faces import FaceNotFound
 from ..io_utils import atomic_write, atomic_write_json
-from ..zeroshot.predict import VIDEO_ROW, parse_class_list, predict_videos, resolve_prompts, video_summary
+from ..zeroshot.predict import VIDEO_ROW, predict_videos, video_summary
+from ..zeroshot.prompts import class_embeddings, parse_class_list, resolve_prompts
 from ..runtime import resolve_device
 from ..data.video import count_frames
 
@@ -167,7 +167,8 @@ def handler(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
     device = next(model.parameters()).device
     try:
-        table = predict_videos(args.videos, model, prompts, labels, clip_len=args.clip_len, downsample=args.downsample,
+        text_emb = class_embeddings(model.encode_text, labels, prompts=prompts, device=device)  # (L, D)
+        table = predict_videos(args.videos, model, text_emb, labels, clip_len=args.clip_len, downsample=args.downsample,
                                stride=args.stride, full_frame=args.full_frame, device=device,
                                progress=not args.no_progress)
     except FaceNotFound as err:

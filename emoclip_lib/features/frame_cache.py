@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from .hashing import ContentHasher, content_hash  # noqa: F401 - re-exported
+from .hashing import ContentHasher, tower_fingerprint
 from ..data.dataset import VideoDataset, collate
 from ..errors import DataError
 from ..io_utils import atomic_torch_save, atomic_write
@@ -34,35 +34,7 @@ from ..data.tokenizer import tokenize
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when preprocessing or the file format changes: old entries are then ignored
-
-
-def weights_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over names, dtypes, shapes and bytes of named tensors (order-independent).
-
-    Args:
-        tensors: e.g. `dict(module.named_parameters())`.
-    """
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().to("cpu").contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy())  # hashed in place, no copy
-    return digest.hexdigest()
-
-
-def tower_fingerprint(model: nn.Module, tower: str) -> str:
-    """Fingerprint of the CLIP visual ("visual") or text ("text") tower of an EmoCLIP model.
-
-    Args:
-        model: EmoCLIP model (its `backbone` is OpenAI CLIP).
-        tower: "visual" or "text".
-    """
-    named = dict(model.backbone.named_parameters())  # type: ignore[union-attr]
-    named.update(dict(model.backbone.named_buffers()))  # type: ignore[union-attr]
-    is_visual = {k: k.startswith("visual.") for k in named}
-    keep = {k: v for k, v in named.items() if is_visual[k] == (tower == "visual") and k != "logit_scale"}
-    return weights_fingerprint(keep)
+FRAME_CACHE_VERSION = 1  # bump when preprocessing or the file format changes: old entries are then ignored
 
 
 @dataclass(frozen=True)
@@ -89,7 +61,7 @@ class Preprocessing:
             prep.update(seed=0, view=0)
         else:
             prep["view"] = int(view)
-        blob = json.dumps({"v": CACHE_VERSION, "content": content, "weights": fingerprint, **prep}, sort_keys=True)
+        blob = json.dumps({"v": FRAME_CACHE_VERSION, "content": content, "weights": fingerprint, **prep}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

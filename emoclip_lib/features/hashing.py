@@ -1,15 +1,20 @@
-"""Content hashes of videos (file bytes, or a frame folder's names and images), remembered on disk per
-path + mtime + size so that a dataset is read in full only once. Keys of the feature cache."""
+"""Fingerprints that key the feature caches: content hashes of videos (file bytes, or a frame folder's
+names and images, remembered on disk per path + mtime + size so that a dataset is read in full only
+once) and hashes of model weights (a tower, or any modules)."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Sequence
 
+import torch
+from torch import nn
+
+from ..data.video import list_frame_files
 from ..errors import DataError
 from ..io_utils import atomic_write_json
-from ..data.video import list_frame_files
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +89,41 @@ class ContentHasher:
         """Write this writer's index atomically (no-op without a folder)."""
         if self.folder is not None:
             atomic_write_json(self.index, self.folder / f"{self.writer}.json")
+
+
+def weights_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of named tensors (order-independent).
+
+    Args:
+        tensors: e.g. `dict(module.named_parameters())`.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())  # hashed in place, no copy
+    return digest.hexdigest()
+
+
+def tower_fingerprint(model: nn.Module, tower: str) -> str:
+    """Fingerprint of the CLIP visual ("visual") or text ("text") tower of an EmoCLIP model.
+
+    Args:
+        model: EmoCLIP model (its `backbone` is OpenAI CLIP).
+        tower: "visual" or "text".
+    """
+    named = dict(model.backbone.named_parameters())  # type: ignore[union-attr]
+    named.update(dict(model.backbone.named_buffers()))  # type: ignore[union-attr]
+    is_visual = {k: k.startswith("visual.") for k in named}
+    keep = {k: v for k, v in named.items() if is_visual[k] == (tower == "visual") and k != "logit_scale"}
+    return weights_fingerprint(keep)
+
+
+def modules_fingerprint(modules: Sequence[tuple[str, nn.Module]]) -> str:
+    """`weights_fingerprint` of the parameters and buffers of several modules.
+
+    Args:
+        modules: (prefix, module) pairs; keys are prefixed so that different modules never collide.
+    """
+    return weights_fingerprint({f"{prefix}.{key}": tensor for prefix, module in modules
+                                for key, tensor in module.state_dict().items()})

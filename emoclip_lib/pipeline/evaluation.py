@@ -9,7 +9,7 @@ import pandas as pd
 from ..runtime import write_stage
 from .loco import compound_evaluation, leave_one_class_out
 from .zeroshot import METHODS, EvalContext, evaluate_dataset, finding
-from ..zeroshot.scoring import paper_table
+from ..zeroshot.tables import paper_table
 
 
 def _plain(result: dict[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data.classes import COMPOUND_SEPARATOR
-from ..zeroshot.evaluate import class_embeddings, unique_rows, video_embeddings
+from ..features.windows import pool_windows
+from ..zeroshot.evaluate import unique_rows
 from ..data.manifest import select
 from ..model.emoclip import ModelConfig
 from .training import train_fold
 from .zeroshot import EvalContext
 from ..train.config import TrainConfig
-from ..zeroshot.prompts import compound_embeddings, label_indices, label_space, zero_shot_predict
+from ..zeroshot.classify import zero_shot_predict
+from ..zeroshot.prompts import class_embeddings, compound_embeddings, label_indices, label_space
 from ..zeroshot.scoring import evaluate
 
 
@@ -37,8 +39,8 @@ def held_out_recall(ctx: EvalContext, model: Any, feats: Any, classes: Sequence[
         classes: label space.
         target: index of the held-out class.
     """
-    emo = video_embeddings(model, feats.to(ctx.device)).cpu()
-    avg = video_embeddings(model, feats, "clip_frame_avg")
+    emo = pool_windows(model, feats.to(ctx.device)).cpu()
+    avg = pool_windows(model, feats, "clip_frame_avg")
     desc = class_embeddings(model.encode_text, classes, "description", ctx.descriptions)
     names = class_embeddings(model.encode_text, classes, "name", ctx.descriptions)
     return {"emoclip": _recall_of(emo, desc, target), "clip_names": _recall_of(avg, names, target),
@@ -103,7 +105,7 @@ def compound_evaluation(ctx: EvalContext) -> dict[str, Any]:
                                     ("CLIP frame-avg (class names)", "clip_frame_avg", "name")):
         text = compound_embeddings(class_embeddings(model.encode_text, classes, mode, ctx.descriptions),
                                    list(classes), space)
-        video = video_embeddings(model, feats.to(ctx.device), embedding).cpu()
+        video = pool_windows(model, feats.to(ctx.device), embedding).cpu()
         _, pred = zero_shot_predict(video, text)
         res = evaluate(truth, np.asarray(pred), space)
         out[method] = {"uar": res["uar"], "war": res["war"]}

@@ -31,7 +31,8 @@ from ..model.checkpoint import load_checkpoint
 from ..model.clip import load_clip
 from ..errors import DataError, UserError
 from ..data.faces import FaceCrop
-from ..downstream.features import ENCODERS, extract_features, feature_matrix, subject_features
+from ..downstream.features import extract_features, feature_matrix, subject_features
+from ..features.window_cache import ENCODERS
 from ..io_utils import atomic_write, json_cell
 from ..model.emoclip import EmoCLIP
 from .prepare import load_results

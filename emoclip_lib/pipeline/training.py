@@ -22,7 +22,9 @@ import torch
 from ..model.checkpoint import build_model
 from ..train.pretrain import pretrain_clip
 from ..errors import UserError
-from ..zeroshot.evaluate import class_embeddings, eval_frame_features, score, unique_rows, video_embeddings
+from ..features.windows import pool_windows
+from ..zeroshot.evaluate import eval_frame_features, score, unique_rows
+from ..zeroshot.prompts import class_embeddings
 from ..data.manifest import ManifestRow, read_manifest, select
 from ..model.emoclip import ModelConfig, TemporalConfig
 from .prepare import dataset_paths, load_results
@@ -125,7 +127,7 @@ def make_evaluator(model: Any, rows: list[ManifestRow], root: Path, classes: Seq
     text = class_embeddings(model.encode_text, classes, "description", descriptions)
 
     def evaluate_fn(current: Any) -> dict[str, float]:
-        metrics = score(video_embeddings(current, feats.to(device)).cpu(), kept, classes, text)
+        metrics = score(pool_windows(current, feats.to(device)).cpu(), kept, classes, text)
         return {"val_uar": metrics["uar"], "val_war": metrics["war"]}
 
     return evaluate_fn

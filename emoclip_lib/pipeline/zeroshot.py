@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from ..model.checkpoint import load_checkpoint
-from ..zeroshot.evaluate import class_embeddings, eval_frame_features, score, unique_rows, video_embeddings
+from ..features.windows import pool_windows
+from ..zeroshot.evaluate import eval_frame_features, score, unique_rows
+from ..zeroshot.prompts import class_embeddings
 from ..data.manifest import ManifestRow, read_manifest, select
 from ..model.emoclip import EmoCLIP
 from .prepare import dataset_paths, load_results
@@ -97,7 +99,7 @@ def method_scores(ctx: EvalContext, model: EmoCLIP, feats: torch.Tensor, rows: l
     out = {}
     for method, (embedding, mode) in METHODS.items():
         text = class_embeddings(model.encode_text, classes, mode, ctx.descriptions)  # (C, D)
-        video = video_embeddings(model, feats.to(ctx.device), embedding).cpu()  # (N, D)
+        video = pool_windows(model, feats.to(ctx.device), embedding).cpu()  # (N, D)
         out[method] = score(video, rows, classes, text)
     return out
 

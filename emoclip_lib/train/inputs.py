@@ -8,7 +8,8 @@ from typing import Any, Callable, Sequence
 
 from . import distributed as D
 from ..data.dataset import VideoDataset, collate
-from ..features.frame_cache import Preprocessing, build_frame_cache, caption_embeddings, tower_fingerprint
+from ..features.frame_cache import Preprocessing, build_frame_cache, caption_embeddings
+from ..features.hashing import tower_fingerprint
 from .cached_dataset import CachedClipDataset, collate_features
 from ..data.manifest import ManifestRow
 from ..model.emoclip import EmoCLIP

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from . import distributed as D
 from ..model.checkpoint import save_checkpoint
 from ..errors import UserError
-from ..features.frame_cache import weights_fingerprint
+from ..features.hashing import weights_fingerprint
 from ..io_utils import atomic_write_json
 from ..data.manifest import ManifestRow
 from ..model.emoclip import EmoCLIP

@@ -1,7 +1,8 @@
-"""Zero-shot scoring of manifest rows with a model: cached eval-view frame features, class prompts, metrics.
+"""Zero-shot scoring of manifest rows with a model: cached evaluation-view frame features, then metrics.
 
 EmoCLIP and the CLIP frame-average baseline are scored on the same frames: both start from the
-deterministic (centred-window) frame embeddings of the frozen visual tower.
+deterministic (centred-window) frame embeddings of the frozen visual tower (`features.frame_cache`),
+pooled by `features.windows.pool_windows`.
 """
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ import numpy as np
 import torch
 
 from ..data.classes import COMPOUND_SEPARATOR
-from ..data.descriptions import load_descriptions, prompts
-from ..features.frame_cache import Preprocessing, build_frame_cache
 from ..data.manifest import ManifestRow
+from ..features.frame_cache import Preprocessing, build_frame_cache
 from ..model.emoclip import EmoCLIP
-from .prompts import class_text_embeddings, label_indices, zero_shot_predict
+from .classify import zero_shot_predict
+from .prompts import label_indices
 from .scoring import evaluate
-from .video import frame_average_features
 
 
 def unique_rows(rows: Sequence[ManifestRow], single_label: bool = True) -> list[ManifestRow]:
@@ -61,38 +61,6 @@ def eval_frame_features(model: EmoCLIP, rows: Sequence[ManifestRow], root: str |
     kept = [i for i in range(len(rows)) if paths.get(i)]
     feats = np.stack([np.load(paths[i], allow_pickle=False) for i in kept]) if kept else np.zeros((0, clip_len, 0))
     return torch.from_numpy(feats).float(), [rows[i] for i in kept]
-
-
-def class_embeddings(encode_text_fn: Any, classes: Sequence[str], mode: str = "description",
-                     descriptions_path: str | Path | None = None) -> torch.Tensor:
-    """Text embeddings (C, D) of the classes' prompts: class names, descriptions, or an ensemble.
-
-    Args:
-        encode_text_fn: `model.encode_text` (EmoCLIP) or a CLIP's `encode_text`.
-        classes: class names, in label order.
-        mode: "name", "description" or "ensemble".
-        descriptions_path: a class-description YAML (default: the shipped one).
-    """
-    table = load_descriptions(descriptions_path)
-    texts = prompts(list(classes), mode=mode, descriptions=table)
-    with torch.no_grad():
-        return class_text_embeddings(encode_text_fn, dict(zip(classes, texts)))  # (C, D)
-
-
-def video_embeddings(model: EmoCLIP, feats: torch.Tensor, method: str = "emoclip", batch: int = 256) -> torch.Tensor:
-    """Video embeddings (N, D) from frame features: EmoCLIP's temporal model or the frame average.
-
-    Args:
-        model: EmoCLIP model.
-        feats: (N, T, D) frame embeddings.
-        method: "emoclip" or "clip_frame_avg".
-        batch: clips per forward pass.
-    """
-    if method == "clip_frame_avg":
-        return frame_average_features(feats)
-    with torch.no_grad():
-        outs = [model.encode_video_features(feats[i : i + batch]) for i in range(0, len(feats), batch)]
-    return torch.cat(outs) if outs else feats.new_zeros((0, feats.shape[-1]))
 
 
 def score(video_emb: torch.Tensor, rows: Sequence[ManifestRow], classes: Sequence[str],

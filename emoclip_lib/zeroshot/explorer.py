@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from .prompts import CLIP_SCALE, class_text_embeddings, zero_shot_predict
+from .classify import CLIP_SCALE, zero_shot_predict
+from .prompts import class_text_embeddings
 
 EncodeTextFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 77) tokens -> (N, D)
 FrameFn = Callable[[int], Any]  # clip index -> uint8 frames (T, 3, H, W) or an image strip (H, W, 3)

@@ -1,16 +1,15 @@
-"""Zero-shot classification core: class text embeddings (prompt ensembles), compound classes, prediction.
+"""Class text embeddings: the prompts of each class, prompt ensembles, compound classes.
 
-A class is represented by one or more prompt texts (a class-name prompt, one or more descriptions).
-Every prompt is encoded and L2-normalised, the prompts of a class are averaged and the mean is
-normalised again. A compound class ("anger+disgust") is the normalised mean of its components'
-normalised class embeddings. A video is assigned the class of highest cosine similarity; the
-probabilities are a softmax over scaled cosines (100 as in CLIP, or the model's learned scale).
-
-Evaluation helpers live in `zeroshot_eval`, video encoding and long-video windows in `zeroshot_video`.
+A class is represented by one or more prompt texts (a class-name prompt, one or more descriptions,
+from a class-descriptions YAML: `data.descriptions`). Every prompt is encoded and L2-normalised, the
+prompts of a class are averaged and the mean is normalised again. A compound class ("anger+disgust")
+is the normalised mean of its components' normalised class embeddings (the paper's rule).
+`class_embeddings` is the one entry point; classification itself lives in `classify`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,10 +17,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.classes import COMPOUND_SEPARATOR, join_labels, parse_labels
+from ..data.descriptions import DEFAULT_TEMPLATE, load_descriptions
+from ..data.descriptions import prompts as description_prompts
 from ..errors import UserError
 from ..data.tokenizer import tokenize
-
-CLIP_SCALE = 100.0  # exp(ln 100): CLIP's logit scale at initialisation
 
 EncodeTextFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 77) tokens -> (N, D) embeddings
 
@@ -150,40 +149,77 @@ def label_indices(labels: Sequence[str], space: Sequence[str]) -> np.ndarray:
     return out
 
 
-def model_scale(model: Any) -> float:
-    """The multiplier a model applies to cosines: exp(logit_scale) (100 for an untrained CLIP).
+def parse_class_list(text: str) -> list[str]:
+    """Split "happiness, sadness,anger+disgust" into normalised labels (lower case, no spaces around '+').
 
     Args:
-        model: an EmoCLIP or OpenAI CLIP model (anything with a `logit_scale` holding the log-scale).
+        text: comma-separated class names; compounds join classes with '+'.
     """
-    if not hasattr(model, "logit_scale"):
-        raise UserError(f"{type(model).__name__} has no logit_scale: pass scale=100.0 instead")
-    return float(torch.as_tensor(model.logit_scale).detach().float().exp())
+    labels = [COMPOUND_SEPARATOR.join(p.strip().lower() for p in item.split(COMPOUND_SEPARATOR))
+              for item in str(text).split(",") if item.strip()]
+    if not labels or any(not p for label in labels for p in label.split(COMPOUND_SEPARATOR)):
+        raise UserError(f"bad class list {text!r}: write class names separated by commas, e.g. 'happiness,sadness'")
+    twice = [label for i, label in enumerate(labels) if label in labels[:i]]
+    if twice:
+        raise UserError(f"class {twice[0]!r} is listed twice in {text!r}; list it once")
+    return labels
 
 
-@torch.no_grad()
-def zero_shot_predict(video_emb: torch.Tensor, text_emb: torch.Tensor,
-                      scale: float | torch.Tensor = CLIP_SCALE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Classify videos by cosine similarity to class text embeddings.
+def resolve_prompts(labels: Sequence[str] | None, mode: str = "description",
+                    descriptions: str | Path | None = None) -> tuple[dict[str, list[str]], list[str]]:
+    """Prompts of the single classes of `labels`, from a class-descriptions YAML (`data.descriptions`).
 
     Args:
-        video_emb: (N, D) video embeddings (normalised here).
-        text_emb: (C, D) class embeddings (normalised here).
-        scale: multiplier of the cosines before the softmax: 100 as in CLIP, or `model_scale(model)`.
+        labels: output labels (normalised, see `parse_class_list`), compounds "a+b" allowed; None
+            takes every class of the descriptions file.
+        mode: "name" (class-name prompt; any free class name works), "description" (primary
+            description) or "ensemble" (all descriptions).
+        descriptions: a YAML in the format of `data_manifests/class_descriptions.yaml`; None uses
+            the shipped file (the 11 canonical classes).
     Returns:
-        probs (N, C) float32 softmax(scale * cos), pred (N,) int64 argmax (first class on ties).
+        (prompts: single class -> prompt texts, labels: the output labels).
     """
-    if video_emb.dim() != 2 or text_emb.dim() != 2:
-        raise UserError(f"expected video_emb (N, D) and text_emb (C, D), got {tuple(video_emb.shape)} "
-                        f"and {tuple(text_emb.shape)}")
-    if video_emb.shape[1] != text_emb.shape[1]:
-        raise UserError(f"embedding sizes differ: videos have D={video_emb.shape[1]}, texts D={text_emb.shape[1]}; "
-                        "encode both with the same model")
-    if text_emb.shape[0] == 0:
-        raise UserError("text_emb has no class: give at least one class embedding")
-    v = video_emb.float()  # (N, D); divided by its norms after the product: no (N, D) copy
-    t = F.normalize(text_emb.float().to(v.device), dim=-1)  # (C, D)
-    norms = v.norm(dim=1, keepdim=True).clamp_min_(1e-12)  # (N, 1)
-    logits = (v @ t.t()).div_(norms).mul_(float(scale))  # (N, C) scaled cosines
-    pred = logits.argmax(dim=1)  # (N,)
-    return logits.softmax(dim=1), pred
+    table = load_descriptions(descriptions)
+    labels = list(table) if labels is None else [str(label) for label in labels]
+    singles = list(dict.fromkeys(p for label in labels for p in label.split(COMPOUND_SEPARATOR)))
+    unknown = [c for c in singles if c not in table]
+    if unknown and mode != "name":
+        source = descriptions or "data_manifests/class_descriptions.yaml"
+        raise UserError(f"unknown class {unknown[0]!r}; known classes (in {source}): {', '.join(table)}; for a "
+                        f"new emotion write its description in a descriptions YAML, or use the 'name' prompt mode")
+    known = [c for c in singles if c in table]
+    found = dict(zip(known, description_prompts(known, mode, table)))
+    return {c: found.get(c, [DEFAULT_TEMPLATE.format(name=c)]) for c in singles}, labels
+
+
+def class_embeddings(encode_text_fn: EncodeTextFn, labels: Sequence[str] | None = None, mode: str = "description",
+                     descriptions: str | Path | None = None, prompts: dict[str, list[str]] | None = None,
+                     device: str | torch.device = "cpu") -> torch.Tensor:
+    """Text embeddings (L, D) of the labels to classify into: single classes and compounds of them.
+
+    Args:
+        encode_text_fn: (N, 77) tokens -> (N, D), e.g. `model.encode_text`.
+        labels: the labels, in order; "a+b" is the normalised mean of the embeddings of classes a and b.
+            None: every class of `prompts` (or of the descriptions file).
+        mode: prompt mode ("name", "description", "ensemble"; see `resolve_prompts`).
+        descriptions: class-descriptions YAML (None: the shipped one).
+        prompts: single class -> prompt texts, used instead of the descriptions file when given.
+        device: where the text encoder lives.
+    Returns:
+        (L, D) float32 unit-norm rows on the CPU.
+    """
+    if prompts is None:
+        prompts, labels = resolve_prompts(labels, mode, descriptions)
+    names = list(prompts)
+    labels = names if labels is None else [str(label) for label in labels]
+    if not labels:
+        raise UserError("no class to classify into: give at least one class")
+    for label in labels:
+        parts = label.split(COMPOUND_SEPARATOR) if label not in prompts else [label]
+        missing = [p for p in parts if p not in prompts]
+        if missing:
+            raise UserError(f"unknown class {missing[0]!r}: known classes are {', '.join(names)}")
+    class_emb = class_text_embeddings(encode_text_fn, prompts, device=device)  # (C, D)
+    rows = [class_emb[names.index(label)] if label in prompts
+            else compound_embeddings(class_emb, names, [label])[0] for label in labels]
+    return torch.stack(rows)  # (L, D)
