@@ -1,17 +1,14 @@
-"""Small run-time helpers shared by notebooks and commands: device choice, seeding, stage results."""
+"""Small run-time helpers shared by notebooks and commands: device choice, seeding, DataLoader settings, rounding."""
 from __future__ import annotations
 
-import json
 import os
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import UserError
-from .io_utils import atomic_write_json
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -57,41 +54,6 @@ def loader_settings(device: torch.device) -> dict[str, Any]:
     if device.type != "cuda":
         return {"num_workers": 0, "pin_memory": False}
     return {"num_workers": max(1, min(8, (os.cpu_count() or 2) - 1)), "pin_memory": True}
-
-
-def stage_path(run_dir: str | Path, stage: str) -> Path:
-    """Where notebook `stage` ("01".."05") writes its results JSON.
-
-    Args:
-        run_dir: the run directory.
-        stage: two-digit notebook number.
-    """
-    return Path(run_dir) / f"{stage}_results.json"
-
-
-def read_stage(run_dir: str | Path, stage: str) -> dict[str, Any]:
-    """Results of an earlier notebook; a clear error when it has not run yet.
-
-    Args:
-        run_dir: the run directory.
-        stage: two-digit notebook number.
-    """
-    path = stage_path(run_dir, stage)
-    if not path.is_file():
-        raise UserError(f"{path.name} not found in the run directory: run notebook {stage} first "
-                        "(or the whole chain with `emoclip reproduce`)")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_stage(run_dir: str | Path, stage: str, results: dict[str, Any]) -> Path:
-    """Write a notebook's results JSON atomically.
-
-    Args:
-        run_dir: the run directory.
-        stage: two-digit notebook number.
-        results: JSON-serialisable results.
-    """
-    return atomic_write_json(results, stage_path(run_dir, stage))
 
 
 def rounded(value: Any, digits: int = 3) -> Any:

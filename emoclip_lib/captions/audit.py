@@ -15,12 +15,12 @@ import regex
 from tqdm.auto import tqdm
 
 from .clean import unique_samples, words
-from ..data.classes import CANONICAL_CLASSES, COMPOUND_SEPARATOR
+from ..data import CANONICAL_CLASSES, COMPOUND_SEPARATOR
 from ..errors import UserError
-from ..data.tokenizer import get_tokenizer
+from ..data import get_tokenizer
 
 if TYPE_CHECKING:
-    from ..data.manifest import ManifestRow
+    from ..data import ManifestRow
 
 CONTENT_TOKENS = 75  # CLIP's 77-token context minus the start and end tokens
 STOPWORDS: frozenset[str] = frozenset("""

@@ -18,7 +18,7 @@ import regex
 from ..errors import UserError
 
 if TYPE_CHECKING:
-    from ..data.manifest import ManifestRow
+    from ..data import ManifestRow
 
 # CJK and typographic punctuation that NFKC leaves alone, mapped to plain ASCII.
 _PUNCT_MAP: dict[str, str] = {

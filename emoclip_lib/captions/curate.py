@@ -18,10 +18,10 @@ from .audit import (CONTENT_TOKENS, STOPWORDS, class_vocabulary, content_words, 
 from .clean import (CLEANING_STEPS, clean_caption, clean_caption_steps, conflicting_paths, find_empty,
                              normalise_for_matching, unique_samples, words)
 from .dedup import MEASURES, find_duplicates, find_exact_duplicates, find_near_duplicates
-from ..data.descriptions import ClassDescription, load_descriptions
+from ..data import ClassDescription, load_descriptions
 
 if TYPE_CHECKING:
-    from ..data.manifest import ManifestRow
+    from ..data import ManifestRow
 
 __all__ = [
     "CLEANING_STEPS", "CONTENT_TOKENS", "MEASURES", "STOPWORDS", "CurationReport", "class_vocabulary",

@@ -21,7 +21,7 @@ from .clean import clean_caption, normalise_for_matching, unique_samples
 from ..errors import UserError
 
 if TYPE_CHECKING:
-    from ..data.manifest import ManifestRow
+    from ..data import ManifestRow
 
 MEASURES: tuple[str, ...] = ("token", "char3")
 _PRIME = np.uint64((1 << 61) - 1)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..data.converters.registry import DATASETS, convert
-from ..data.converters.mafw import SUBSETS
-from ..data.manifest import read_manifest, write_manifest
-from ..data.manifest_checks import validate_manifest
+from ..data import DATASETS, convert
+from ..data import MAFW_SUBSETS
+from ..data import read_manifest, write_manifest
+from ..data import validate_manifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", choices=DATASETS, help="which dataset the release is")
     p.add_argument("--root", required=True, help="the dataset's root folder")
     p.add_argument("--out", required=True, help="manifest CSV to write")
-    p.add_argument("--subset", choices=SUBSETS, default="all",
+    p.add_argument("--subset", choices=MAFW_SUBSETS, default="all",
                    help="MAFW only: single and compound sets (all), or one of them (default: all)")
     p.set_defaults(func=run_manifest)
 

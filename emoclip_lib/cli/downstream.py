@@ -6,11 +6,11 @@ import sys
 
 import numpy as np
 
-from ..data.faces import FaceCrop
-from ..downstream.feature_file import load_features, save_features
-from ..downstream.features import extract_features, feature_matrix, subject_features
+from ..data import FaceCrop
+from ..downstream import load_features, save_features
+from ..downstream import extract_features, feature_matrix, subject_features
 from ..errors import UserError
-from ..features.window_cache import ENCODERS
+from ..features import ENCODERS
 from ..io_utils import atomic_write, atomic_write_json, json_cell
 from ..runtime import resolve_device
 
@@ -64,7 +64,7 @@ def run_features(args: argparse.Namespace) -> int:
     Args:
         args: parsed arguments.
     """
-    from ..model.checkpoint import load_checkpoint
+    from ..model import load_checkpoint
 
     for name in ("clip_len", "downsample", "batch", "stride"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -93,7 +93,7 @@ def run_regress(args: argparse.Namespace) -> int:
     Args:
         args: parsed arguments.
     """
-    from ..downstream.regression import regress_items
+    from ..downstream import regress_items
 
     table = load_features(args.features)
     if args.level == "subject":

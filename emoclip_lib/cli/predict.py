@@ -14,15 +14,15 @@ from typing import Any, Iterator, Sequence
 
 import pandas as pd
 
-from ..model.checkpoint import load_checkpoint
-from ..data.descriptions import PROMPT_MODES
+from ..model import load_checkpoint
+from ..data import PROMPT_MODES
 from ..errors import UserError
-from ..data.faces import FaceNotFound
+from ..data import FaceNotFound
 from ..io_utils import atomic_write, atomic_write_json
-from ..zeroshot.predict import VIDEO_ROW, predict_videos, video_summary
-from ..zeroshot.prompts import class_embeddings, parse_class_list, resolve_prompts
+from ..zeroshot import VIDEO_ROW, predict_videos, video_summary
+from ..zeroshot import class_embeddings, parse_class_list, resolve_prompts
 from ..runtime import resolve_device
-from ..data.video import count_frames
+from ..data import count_frames
 
 OUTPUT_SUFFIXES: tuple[str, ...] = (".csv", ".json")
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..pipeline.reproduce import parse_override, reproduce
+from ..pipeline import reproduce
+from .options import add_run_options, overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,17 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub: the `emoclip` sub-parsers.
     """
     p = sub.add_parser("reproduce", help="run the numbered notebooks in order with papermill")
-    p.add_argument("--profile", default="synthetic", help="profiles/NAME.yaml or a YAML path")
-    p.add_argument("--out", required=True, help="run directory (resumed if it holds the same run)")
-    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="override a profile parameter (repeatable)")
-    p.add_argument("--force", action="store_true", help="delete an existing run directory and start again")
-    p.add_argument("--no-progress", action="store_true", help="hide papermill's progress bars")
+    add_run_options(p, "run directory (resumed if it holds the same run)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = {key: parse_override(value) for key, value in args.param}
-    out = reproduce(args.profile, args.out, overrides, force=args.force, progress=not args.no_progress)
+    out = reproduce(args.profile, args.out, overrides(args), force=args.force, progress=not args.no_progress)
     print(f"run finished: {out}")
     return 0

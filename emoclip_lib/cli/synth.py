@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..synth.world import SIZES, generate_world
+from ..synth import SIZES, generate_world
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

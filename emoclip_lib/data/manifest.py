@@ -163,6 +163,25 @@ def write_manifest(rows: list[ManifestRow], path: str | Path) -> None:
     atomic_write(path, write)
 
 
+def write_interview_manifest(rows: list[InterviewRow], items: list[str], path: str | Path) -> None:
+    """Write an interview manifest (`path,subject,session,<items>`) atomically; missing scores stay empty.
+
+    Args:
+        rows: the videos, written in the given order.
+        items: the score columns, in order.
+        path: destination CSV; parent folders are created.
+    """
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow([*INTERVIEW_ID_COLUMNS, *items])
+            for row in rows:
+                scores = ["" if row.scores.get(i) is None else row.scores[i] for i in items]
+                writer.writerow([row.path, row.subject, row.session, *scores])
+
+    atomic_write(path, write)
+
+
 def folds(rows: list[ManifestRow]) -> list[int]:
     """The sorted distinct folds of a manifest ([] for a single-split dataset).
 

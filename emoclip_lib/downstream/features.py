@@ -17,12 +17,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.faces import FaceCrop
-from ..data.manifest import read_interview_manifest
+from ..data import FaceCrop
+from ..data import read_interview_manifest
 from ..errors import DataError, UserError
-from ..features.window_cache import cached_window_embeddings, make_encoder
+from ..features import cached_window_embeddings, make_encoder
 
 STATS: tuple[str, ...] = ("mean", "std", "max", "min", "median", "q10", "q90")  # any q1..q99 works too
+STAT_PATTERN = re.compile(r"mean|std|max|min|median|q([1-9]|[1-9][0-9])")  # the statistics `aggregate` knows
 
 
 def aggregate(emb: np.ndarray, stats: Sequence[str] = ("mean", "std")) -> np.ndarray:

@@ -26,11 +26,11 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .hashing import ContentHasher, tower_fingerprint
-from ..data.dataset import VideoDataset, collate
+from ..data import VideoDataset, collate
 from ..errors import DataError
 from ..io_utils import atomic_torch_save, atomic_write
-from ..data.manifest import ManifestRow
-from ..data.tokenizer import tokenize
+from ..data import ManifestRow
+from ..data import tokenize
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..data.video import list_frame_files
+from ..data import list_frame_files
 from ..errors import DataError
 from ..io_utils import atomic_write_json
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.faces import FaceCrop
+from ..data import FaceCrop
 from ..errors import UserError
 from ..io_utils import atomic_write
 from .hashing import content_hash, modules_fingerprint

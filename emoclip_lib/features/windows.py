@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.faces import Detector, FaceCrop, crop_squares, video_face_squares
-from ..data.preprocess import preprocess_frames
-from ..data.video import count_frames, read_frames, window_indices, window_starts
+from ..data import Detector, FaceCrop, crop_squares, video_face_squares
+from ..data import preprocess_frames
+from ..data import count_frames, read_frames, window_indices, window_starts
 from ..errors import UserError
 
 POOLINGS: tuple[str, ...] = ("emoclip", "clip_frame_avg")

@@ -17,16 +17,14 @@ OFFICIAL_FF_DIM = 2048  # the feed-forward size the official code passes as the 
 class TemporalConfig:
     """Shape of the temporal transformer that pools per-frame CLIP embeddings into one video embedding."""
 
-    layers: int = 2  # depth; the paper's runs use 2
+    # The official code passes its feed-forward size (2048) where the per-head size goes, giving 2048-d
+    # heads and a d_model-wide MLP: layout="official" builds that, as its released weights need.
+    layers: int = 2  # temporal transformer depth; the paper's runs use 2
     heads: int = 8  # attention heads; the paper's runs use 8
-    # Per-head size. None means d_model // heads (64 for ViT-B/32). The official code passes its
-    # feed-forward size (2048) here, giving 2048-d heads: use layout="official" to load its weights.
-    head_dim: int | None = None
-    # MLP hidden size. None means 4 * d_model (2048 for ViT-B/32); the official layout has d_model (512).
-    mlp_dim: int | None = None
+    head_dim: int | None = None  # per-head size; None: d_model // heads (64 for ViT-B/32), official 2048
+    mlp_dim: int | None = None  # MLP hidden size; None: 4 * d_model (2048 for ViT-B/32), official d_model
     max_positions: int = 1024  # learnable positional table size (official: 1024 positions)
-    # "standard", or "official": unset sizes follow the official code (2048-d heads, d_model-wide MLP)
-    layout: str = "standard"
+    layout: str = "standard"  # "standard" (64-d heads) or "official" (unset sizes as in the official code)
     init_std: float = 0.02  # std of the random CLS token / positional embedding initialisation
 
     @classmethod
@@ -48,8 +46,8 @@ class ModelConfig:
 
     backbone: str = "ViT-B/32"  # CLIP model name, `tiny`, or a checkpoint path
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
-    freeze_visual: bool = True  # the paper keeps both CLIP towers frozen by default
-    freeze_text: bool = True
+    freeze_visual: bool = True  # keep CLIP's visual tower frozen (the paper's default)
+    freeze_text: bool = True  # keep CLIP's text tower frozen (the paper's default)
 
     def to_dict(self) -> dict:
         """Plain-dict form (saved inside checkpoints)."""

@@ -6,10 +6,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..runtime import write_stage
+from .run_dir import write_stage
+from .settings import RunSettings
 from .loco import compound_evaluation, leave_one_class_out
 from .zeroshot import METHODS, EvalContext, evaluate_dataset, finding
-from ..zeroshot.tables import paper_table
+from ..zeroshot import paper_table
 
 
 def _plain(result: dict[str, Any]) -> dict[str, Any]:
@@ -55,27 +56,27 @@ def _flat(table: pd.DataFrame) -> list[dict[str, Any]]:
     return flat.reset_index().to_dict(orient="records")
 
 
-def run_zeroshot(run_dir: str | Path, device: str = "auto", descriptions: str | None = None, loco: bool = True,
-                 loco_epochs: int | None = None, progress: bool = False) -> tuple[EvalContext, dict[str, Any]]:
+def run_zeroshot(run_dir: str | Path, settings: RunSettings | None = None, progress: bool = False,
+                 **params: Any) -> tuple[EvalContext, dict[str, Any]]:
     """Within- and cross-dataset zero-shot scores, compound emotions and leave-one-class-out.
 
     Args:
         run_dir: run directory after notebook 03.
-        device: "auto", "cpu" or "cuda".
-        descriptions: class-description YAML override.
-        loco: run the leave-one-class-out protocol (one training per class).
-        loco_epochs: epochs of each leave-one-class-out training (default: notebook 03's).
+        settings: the run's settings (`settings.eval`, `device`, `descriptions`; default `RunSettings()`).
         progress: show progress bars.
+        params: flat-named parameters over `settings` (`loco`, `loco_epochs`, `descriptions`, `device`).
     """
-    ctx = EvalContext(run_dir, device, descriptions)
+    settings = (settings or RunSettings()).replace(params, where="run_zeroshot")
+    ctx = EvalContext(run_dir, settings.device, settings.descriptions)
     datasets = {"within": evaluate_dataset(ctx, "train", within=True)}
     if ctx.prepared["datasets"]["eval"]["name"] != ctx.prepared["datasets"]["train"]["name"]:
         datasets["cross"] = evaluate_dataset(ctx, "eval", within=False)
+    loco = settings.eval.loco
     results = {
         "datasets": {k: _plain(v) for k, v in datasets.items()},
         "finding": finding(datasets),
         "compound": compound_evaluation(ctx),
-        "loco": leave_one_class_out(ctx, epochs=loco_epochs, progress=progress) if loco else [],
+        "loco": leave_one_class_out(ctx, epochs=settings.eval.loco_epochs, progress=progress) if loco else [],
         "table": _flat(results_table(datasets)),
         "seeds": sorted({r["seed"] for r in ctx.trained["runs"]}),
     }

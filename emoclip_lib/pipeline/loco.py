@@ -11,17 +11,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.classes import COMPOUND_SEPARATOR
-from ..features.windows import pool_windows
-from ..zeroshot.evaluate import unique_rows
-from ..data.manifest import select
-from ..model.emoclip import ModelConfig
+from ..data import COMPOUND_SEPARATOR
+from ..features import pool_windows
+from ..zeroshot import unique_rows
+from ..data import select
+from ..model import ModelConfig
 from .training import train_fold
 from .zeroshot import EvalContext
-from ..train.config import TrainConfig
-from ..zeroshot.classify import zero_shot_predict
-from ..zeroshot.prompts import class_embeddings, compound_embeddings, label_indices, label_space
-from ..zeroshot.scoring import evaluate
+from ..train import TrainConfig
+from ..zeroshot import zero_shot_predict
+from ..zeroshot import class_embeddings, compound_embeddings, label_indices, label_space
+from ..zeroshot import evaluate
 
 
 def _recall_of(video: Any, text: Any, target: int) -> float:

@@ -1,7 +1,9 @@
-"""Keep committed notebooks clean: no execution metadata, no absolute paths; refresh their outputs.
+"""Keep committed notebooks clean and their parameters cells in step with the settings; refresh their outputs.
 
-`python -m emoclip_lib.pipeline.nbtools refresh` re-executes every numbered notebook in place with its default
-(synthetic-profile) parameters, then strips papermill/execution metadata so the diff holds only outputs.
+`python -m emoclip_lib.pipeline.nbtools cells` rewrites every numbered notebook's `parameters` cell from
+`settings.PARAMETERS` (names, comments, defaults). `python -m emoclip_lib.pipeline.nbtools refresh`
+re-executes every numbered notebook in place with its default (synthetic-profile) parameters, then strips
+papermill/execution metadata so the diff holds only outputs.
 """
 from __future__ import annotations
 
@@ -11,10 +13,43 @@ from pathlib import Path
 
 import nbformat
 
-from .reproduce import NOTEBOOK_DIR, REPO_ROOT, notebook_paths
+from .reproduce import NOTEBOOK_DIR, notebook_paths
+from .run_dir import REPO_ROOT
+from .settings import PARAMETERS, stage_parameters
 
 VOLATILE_CELL_KEYS = ("execution", "papermill", "collapsed", "scrolled")
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])(/(?:home|root|tmp|work|Users|usr|opt|var)/[\w.\-/]+)")
+
+
+PARAMETERS_HEADER = (
+    'run_dir = "../runs/notebooks"  # run directory shared by the notebooks\n'
+    'profile = "synthetic"  # profiles/NAME.yaml or a YAML path; each parameter below left at None takes the\n'
+    '                       # profile\'s value, else the default in brackets (the paper\'s recipe)\n')
+
+
+def parameters_cell(stage: str) -> str:
+    """The source of a notebook's `parameters` cell: run_dir, profile and every parameter the stage reads.
+
+    Args:
+        stage: two-digit notebook number.
+    """
+    names = stage_parameters(stage)
+    width = max(len(n) for n in names) + len(" = None")
+    lines = [f"{(n + ' = None'):<{width}}  # {PARAMETERS[n].comment} [{PARAMETERS[n].default!r}]" for n in names]
+    return PARAMETERS_HEADER + "\n".join(lines)
+
+
+def write_parameters_cells(paths: list[Path] | None = None) -> None:
+    """Rewrite the `parameters` cell of the numbered notebooks from `settings.PARAMETERS`.
+
+    Args:
+        paths: notebooks (default: all numbered notebooks).
+    """
+    for path in paths or notebook_paths(NOTEBOOK_DIR):
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        cell.source = parameters_cell(path.stem[:2])
+        nbformat.write(nb, path)
 
 
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -72,6 +107,6 @@ def refresh(paths: list[Path] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["refresh"]:
-        sys.exit("usage: python -m emoclip_lib.pipeline.nbtools refresh [NOTEBOOK...]")
-    refresh([Path(p) for p in sys.argv[2:]] or None)
+    if sys.argv[1:2] not in (["refresh"], ["cells"]):
+        sys.exit("usage: python -m emoclip_lib.pipeline.nbtools refresh|cells [NOTEBOOK...]")
+    (refresh if sys.argv[1] == "refresh" else write_parameters_cells)([Path(p) for p in sys.argv[2:]] or None)

@@ -44,28 +44,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.classes import BASIC_CLASSES, CANONICAL_CLASSES
-from ..data.converters.registry import DATASETS, convert
+from ..data import BASIC_CLASSES, CANONICAL_CLASSES
+from ..data import convert
 from ..errors import UserError
-from ..io_utils import atomic_write, atomic_write_json
-from ..data.manifest import folds, read_interview_manifest, read_manifest, write_manifest
-from ..data.manifest_checks import file_problems, validate_manifest
-from ..synth.world import SYNTH_VERSION, generate_world, resolve_size
-from ..data.video import count_frames
+from ..io_utils import atomic_write
+from .run_dir import run_relative, stage_path, write_stage
+from .settings import RunSettings
+from ..data import folds, read_interview_manifest, read_manifest, write_manifest
+from ..data import file_problems, validate_manifest
+from ..synth import SYNTH_VERSION, generate_world, resolve_size
+from ..data import count_frames
 
-RESULTS_FILE = "01_results.json"
 LENGTHS_FILE = "01_clip_lengths.csv"
 PROBLEMS_FILE = "01_problems.txt"
 FORMAT = "emoclip-prepare-1"
 WORLD_PARTS: tuple[str, ...] = ("mafw_like", "dfew_like", "interviews", "world.json")
-
-
-def _rel(path: Path, run: Path) -> str:
-    """`path` relative to the run directory when inside it, else absolute (POSIX form)."""
-    try:
-        return path.resolve().relative_to(run).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
 
 
 def _world_info(data: Path, size: str, seed: int) -> dict | None:
@@ -94,13 +87,13 @@ def _synthetic_entries(run: Path, size: str, seed: int, progress: bool) -> dict[
     entries = {}
     for role, corpus in (("train", "mafw_like"), ("eval", "dfew_like"), ("interviews", "interviews")):
         manifest = data / info["manifests"][corpus]
-        entries[role] = {"name": corpus, "manifest": _rel(manifest, run), "root": _rel(manifest.parent, run)}
+        entries[role] = {"name": corpus, "manifest": run_relative(manifest, run), "root": run_relative(manifest.parent, run)}
         if corpus in info.get("classes", {}):
             entries[role]["classes"] = list(info["classes"][corpus])
-            entries[role]["descriptions"] = _rel(data / info["descriptions"], run)
+            entries[role]["descriptions"] = run_relative(data / info["descriptions"], run)
     latent = data / "interviews" / "latent_scores.csv"
     if latent.is_file():
-        entries["interviews"]["latent_scores"] = _rel(latent, run)
+        entries["interviews"]["latent_scores"] = run_relative(latent, run)
     return entries
 
 
@@ -116,7 +109,7 @@ def _real_entries(run: Path, name: str, data_root: str | Path | None, mafw_subse
     manifest = run / "manifests" / f"{name}.csv"
     write_manifest(rows, manifest)
     classes = CANONICAL_CLASSES if name == "mafw" else BASIC_CLASSES
-    entry = {"name": name, "manifest": _rel(manifest, run), "root": _rel(Path(data_root).expanduser(), run),
+    entry = {"name": name, "manifest": run_relative(manifest, run), "root": run_relative(Path(data_root).expanduser(), run),
              "classes": list(classes), "descriptions": None}
     return {"train": entry, "eval": dict(entry)}
 
@@ -161,7 +154,7 @@ def _check_samples(run: Path, entry: dict, check_decode: bool, strict: bool,
         rows = [r for r in rows if r.path not in bad]
         clean = run / "manifests" / f"{entry['name']}.clean.csv"
         write_manifest(rows, clean)
-        entry["manifest"] = _rel(clean, run)
+        entry["manifest"] = run_relative(clean, run)
     entry["folds"] = folds(rows)
     lengths = _lengths(entry["name"], rows, root)
     samples = {r.path: r.labels for r in rows}
@@ -202,38 +195,35 @@ def _record_problems(run: Path, problems: list[str], strict: bool) -> None:
                     f"manifest, or pass strict=False (-p strict false) to drop the samples with problems")
 
 
-def prepare_data(run_dir: str | Path, dataset: str = "synthetic", data_root: str | Path | None = None,
-                 synth_size: str = "small", seed: int = 0, mafw_subset: str = "single", check_decode: bool = True,
-                 strict: bool = True, progress: bool = True) -> dict:
+def prepare_data(run_dir: str | Path, settings: RunSettings | None = None, progress: bool = True,
+                 **params: Any) -> dict:
     """Make a run's data ready: generate or convert, validate, count; write `<run_dir>/01_results.json`.
 
     Args:
         run_dir: the run directory (created).
-        dataset: "synthetic" or a real dataset (mafw, dfew, ferv39k, afew).
-        data_root: the real dataset's release folder (required for real data; must be None for synthetic).
-        synth_size: synthetic world size ("tiny", "small", "medium"); a matching world in run_dir/data is reused.
-        seed: world seed (synthetic); recorded for real data.
-        mafw_subset: MAFW only: "single" (11-class protocol), "compound" or "all".
-        check_decode: open every video and decode its first frame (else only check that files exist).
-        strict: raise a UserError (every problem written to 01_problems.txt) when validation finds a problem;
-            False drops the samples with problems instead.
+        settings: the run's settings (`settings.data` and `seed` are used; default `RunSettings()`).
         progress: show progress bars.
+        params: flat-named parameters over `settings` (`dataset`, `data_root`, `synth_size`, `seed`,
+            `mafw_subset`, `check_decode`, `strict`; see `settings.DataSettings`). A matching synthetic
+            world in run_dir/data is reused; with `strict=False` samples with problems are dropped.
     Returns:
         the results dictionary (layout in the module docstring).
     """
+    settings = (settings or RunSettings()).replace(params, where="prepare_data")
+    data, seed = settings.data, settings.seed
+    dataset, data_root, synth_size, mafw_subset = data.dataset, data.data_root, data.synth_size, data.mafw_subset
+    check_decode, strict = data.check_decode, data.strict
     run = Path(run_dir).expanduser().resolve()
     run.mkdir(parents=True, exist_ok=True)
-    (run / RESULTS_FILE).unlink(missing_ok=True)  # a failed preparation leaves no results for later notebooks
-    name = str(dataset).strip().lower()
+    stage_path(run, "01").unlink(missing_ok=True)  # a failed preparation leaves no results for later notebooks
+    name = dataset
     if name == "synthetic":
         if data_root is not None:
             raise UserError("data_root is only for real datasets; for MAFW run e.g. emoclip reproduce "
                             "--profile mafw --out runs/mafw -p data_root /path/to/MAFW")
         entries = _synthetic_entries(run, synth_size, seed, progress)
-    elif name in DATASETS:
-        entries = _real_entries(run, name, data_root, mafw_subset)
     else:
-        raise UserError(f"unknown dataset {dataset!r}; choose synthetic or one of {', '.join(DATASETS)}")
+        entries = _real_entries(run, name, data_root, mafw_subset)
     stats: dict[str, dict] = {}
     lengths: list[dict] = []
     problems: list[str] = []
@@ -253,7 +243,7 @@ def prepare_data(run_dir: str | Path, dataset: str = "synthetic", data_root: str
                "mafw_subset": mafw_subset if name == "mafw" else None, "check_decode": check_decode,
                "datasets": entries, "stats": stats, "clip_lengths": LENGTHS_FILE,
                "problems_file": PROBLEMS_FILE if problems else None}
-    atomic_write_json(results, run / RESULTS_FILE)
+    write_stage(run, "01", results)
     return results
 
 
@@ -263,7 +253,7 @@ def load_results(run_dir: str | Path) -> dict:
     Args:
         run_dir: the run directory.
     """
-    path = Path(run_dir) / RESULTS_FILE
+    path = stage_path(run_dir, "01")
     if not path.is_file():
         raise UserError(f"{path} not found: run notebooks/01_data_preparation.ipynb (or `emoclip reproduce`) "
                         f"with this run_dir first")

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..data.classes import CANONICAL_CLASSES
+from ..data import CANONICAL_CLASSES
 from ..errors import UserError
-from ..data.manifest import read_manifest
+from ..data import read_manifest
 from .prepare import dataset_paths, load_results
-from ..data.video import count_frames, read_frames
+from ..data import count_frames, read_frames
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -27,42 +27,24 @@ import seaborn as sns
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from ..model.checkpoint import load_checkpoint
-from ..model.clip import load_clip
+from ..model import load_checkpoint
+from ..model import load_clip
 from ..errors import DataError, UserError
-from ..data.faces import FaceCrop
-from ..downstream.features import extract_features, feature_matrix, subject_features
-from ..features.window_cache import ENCODERS
+from ..data import FaceCrop
+from ..downstream import extract_features, feature_matrix, subject_features
 from ..io_utils import atomic_write, json_cell
-from ..model.emoclip import EmoCLIP
+from ..model import EmoCLIP
 from .prepare import load_results
-from ..downstream.regression import AVERAGE_ITEM, MODELS, reference_agreement, regress_items
-from ..runtime import read_stage, resolve_device, seed_everything, write_stage
+from ..downstream import AVERAGE_ITEM, reference_agreement, regress_items
+from ..runtime import resolve_device, seed_everything
+from .run_dir import WINDOW_CACHE, read_stage, run_relative, write_stage
+from .settings import RunSettings
 
 FORMAT = "emoclip-regression-1"
-CACHE_DIR = "cache/features"
 PREDICTIONS_FILE = "05_predictions.csv"
 BASELINE = "none"  # the `encoder` of the mean-predictor rows (they use no features)
 COLUMNS: tuple[str, ...] = ("encoder", "method", "item", "pcc", "ccc", "mae", "rmse",
                             "pcc_lo", "pcc_hi", "ccc_lo", "ccc_hi", "n")
-
-
-def _names(value: str | Sequence[str], known: Sequence[str], what: str) -> list[str]:
-    """A comma-separated string or a sequence of names, checked against `known`."""
-    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else [str(v) for v in value]
-    names = [n for n in names if n]
-    bad = [n for n in names if n not in known]
-    if bad or not names:
-        raise UserError(f"{what}={value!r}: choose one or more of {', '.join(known)} (comma-separated)")
-    return names
-
-
-def _rel(path: Path, run: Path) -> str:
-    """`path` relative to the run directory when inside it, else as given."""
-    try:
-        return path.resolve().relative_to(run.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def interview_source(run_dir: str | Path, manifest: str | Path | None = None, root: str | Path | None = None,
@@ -119,7 +101,7 @@ def load_encoders(run_dir: str | Path, checkpoint: str | Path | None, device: st
         name = stage03["clip_backbone"]  # a file in the run directory or a CLIP model name ("ViT-B/32")
         backbone = load_clip(str(run / name) if (run / name).is_file() else name, device=device)
         baseline = EmoCLIP(backbone, model.config, embed_dim=int(backbone.visual.output_dim)).eval().to(device)
-    return {"emoclip": model, "clip_frame_avg": baseline}, _rel(path, run)
+    return {"emoclip": model, "clip_frame_avg": baseline}, run_relative(path, run)
 
 
 def read_latent(path: str | Path) -> pd.DataFrame:
@@ -229,73 +211,59 @@ def _regress_encoders(feats: dict[str, pd.DataFrame], models: list[str], level: 
     return with_averages(rows), pd.concat(preds, ignore_index=True), skipped
 
 
-def run_regression(run_dir: str | Path, checkpoint: str | Path | None = None,
-                   encoder_names: str | Sequence[str] = ENCODERS, models: str | Sequence[str] = MODELS,
-                   level: str = "subject", stride: int | None = 8, clip_len: int = 16, downsample: int = 2,
-                   crop_faces: bool | FaceCrop = False, n_boot: int = 500, seed: int = 0, device: str = "auto",
-                   progress: bool = False, manifest: str | Path | None = None, root: str | Path | None = None,
-                   latent_scores: str | Path | None = None, stats: Sequence[str] = ("mean", "std"),
-                   outer_folds: int = 5, inner_folds: int = 3) -> dict[str, Any]:
+def _split(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def run_regression(run_dir: str | Path, settings: RunSettings | None = None, progress: bool = False,
+                   **params: Any) -> dict[str, Any]:
     """Regress every symptom item from each encoder's video features; write `05_results.json`.
 
-    A run without interview data (real-data profiles) and no `manifest` writes `status: "skipped"`.
+    A run without interview data (real-data profiles) and no `interview_manifest` writes `status: "skipped"`.
 
     Args:
         run_dir: the run directory (notebook 01 done; notebook 03 too unless `checkpoint` is given).
-        checkpoint: EmoCLIP checkpoint (None: the one recorded by notebook 03).
-        encoder_names: "emoclip" and/or "clip_frame_avg" (comma-separated string or list).
-        models: regressors, any of ridge, svr, mlp; the mean-predictor baseline is always added.
-        level: "subject" (video features and scores averaged per subject) or "video".
-        stride: window step in kept frames (None: `clip_len`, no overlap).
-        clip_len: kept frames per window.
-        downsample: keep every `downsample`-th frame.
-        crop_faces: crop faces before encoding (True: default `FaceCrop` falling back to the full frame).
-        n_boot: subject-bootstrap resamples for the PCC/CCC intervals (0: none).
-        seed: seed of folds, MLP and bootstrap.
-        device: "auto", "cpu" or "cuda[:N]".
+        settings: the run's settings (`settings.regression`, `seed` of folds, MLP and bootstrap, `device`;
+            default `RunSettings()`).
         progress: show progress bars.
-        manifest: optional user interview manifest (default: the run's synthetic cohort).
-        root: folder the manifest paths are relative to (default: the manifest's folder).
-        latent_scores: optional CSV `subject,<items>` of true scores to compare against.
-        stats: per-video statistics of the window embeddings.
-        outer_folds: outer cross-validation folds.
-        inner_folds: inner (hyperparameter) folds.
+        params: flat-named parameters over `settings` (see `settings.RegressionSettings`).
     Returns:
         {"results": what 05_results.json holds, "table": long metric table (`COLUMNS`),
          "predictions": out-of-fold predictions, "latent": agreement with latent scores or None}.
     """
-    run, crop = Path(run_dir), FaceCrop(full_frame=True) if crop_faces is True else (crop_faces or None)
-    names, models = _names(encoder_names, ENCODERS, "encoder_names"), _names(models, MODELS, "models")
-    level = str(level).strip().lower()
-    if level not in ("subject", "video"):
-        raise UserError(f"level={level!r}: choose 'subject' or 'video'")
-    settings = {"encoders": names, "models": models, "level": level, "clip_len": clip_len, "downsample": downsample,
-                "stride": clip_len if stride is None else stride, "stats": list(stats), "n_boot": n_boot,
-                "crop_faces": None if crop is None else crop.key(), "outer_folds": outer_folds,
-                "inner_folds": inner_folds}
+    settings = (settings or RunSettings()).replace(params, where="run_regression")
+    reg, seed, run = settings.regression, settings.seed, Path(run_dir)
+    crop = FaceCrop(full_frame=True) if reg.crop_faces else None
+    names, models, stats = _split(reg.encoders), _split(reg.models), _split(reg.stats)
+    stride = reg.window_clip_len if reg.window_stride is None else reg.window_stride
+    recorded = {"encoders": names, "models": models, "level": reg.level, "clip_len": reg.window_clip_len,
+                "downsample": reg.window_downsample, "stride": stride, "stats": stats, "n_boot": reg.n_boot,
+                "crop_faces": None if crop is None else crop.key(), "outer_folds": reg.outer_folds,
+                "inner_folds": reg.inner_folds}
     seed_everything(seed)
-    src = interview_source(run, manifest, root, latent_scores)
+    src = interview_source(run, reg.interview_manifest, reg.interview_root, reg.latent_scores)
     if src is None:
-        results = {"format": FORMAT, "status": "skipped", "seed": seed, "settings": settings, "reason":
+        results = {"format": FORMAT, "status": "skipped", "seed": seed, "settings": recorded, "reason":
                    "this run has no interview data (clinical cohorts are private): pass interview_manifest=..."}
         write_stage(run, "05", results)
         return {"results": results, "table": with_averages([]), "predictions": pd.DataFrame(), "latent": None}
-    dev = resolve_device(device)
-    encoders, ckpt = load_encoders(run, checkpoint, str(dev))
-    feats = {name: extract_features(src["manifest"], src["root"], encoders[name], name, run / CACHE_DIR, clip_len,
-                                    downsample, stride, crop, stats, dev, progress=progress) for name in names}
+    dev = resolve_device(settings.device)
+    encoders, ckpt = load_encoders(run, reg.checkpoint, str(dev))
+    feats = {name: extract_features(src["manifest"], src["root"], encoders[name], name, run / WINDOW_CACHE,
+                                    reg.window_clip_len, reg.window_downsample, stride, crop, stats, dev,
+                                    progress=progress) for name in names}
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is as fast, and results do not
-        table, predictions, skipped = _regress_encoders(feats, models, level, {  # depend on the core count
-            "seed": seed, "n_boot": n_boot, "outer_folds": outer_folds, "inner_folds": inner_folds,
+        table, predictions, skipped = _regress_encoders(feats, models, reg.level, {  # depend on the core count
+            "seed": seed, "n_boot": reg.n_boot, "outer_folds": reg.outer_folds, "inner_folds": reg.inner_folds,
             "progress": progress})
     videos = feats[names[0]]
     latent = None if src["latent"] is None else latent_agreement(
         predictions, videos[["subject", *videos.attrs["items"]]], read_latent(src["latent"]))
     atomic_write(run / PREDICTIONS_FILE, lambda tmp: predictions.to_csv(tmp, index=False))
-    data = {"source": src["source"], "manifest": _rel(src["manifest"], run), "items": videos.attrs["items"],
+    data = {"source": src["source"], "manifest": run_relative(src["manifest"], run), "items": videos.attrs["items"],
             "n_videos": len(videos), "n_subjects": int(videos["subject"].nunique()), "skipped_items": skipped}
     results = {"format": FORMAT, "status": "done", "seed": seed, "checkpoint": ckpt, "data": data,
-               "settings": settings, **summary(table), "table": _records(table), "latent": _records(latent),
+               "settings": recorded, **summary(table), "table": _records(table), "latent": _records(latent),
                "predictions_file": PREDICTIONS_FILE}
     write_stage(run, "05", results)
     return {"results": results, "table": table, "predictions": predictions, "latent": latent}

@@ -13,28 +13,29 @@ pretraining that never sees that fold's test clips).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from ..model.checkpoint import build_model
-from ..train.pretrain import pretrain_clip
+from ..model import build_model
+from ..train import pretrain_clip
 from ..errors import UserError
-from ..features.windows import pool_windows
-from ..zeroshot.evaluate import eval_frame_features, score, unique_rows
-from ..zeroshot.prompts import class_embeddings
-from ..data.manifest import ManifestRow, read_manifest, select
-from ..model.emoclip import ModelConfig, TemporalConfig
+from ..features import pool_windows
+from ..zeroshot import eval_frame_features, score, unique_rows
+from ..zeroshot import class_embeddings
+from ..data import ManifestRow, read_manifest, select
+from ..model import ModelConfig
 from .prepare import dataset_paths, load_results
-from ..runtime import loader_settings, read_stage, resolve_device, stage_path, write_stage
-from ..train.config import TrainConfig
-from ..train.data import split_train_val
-from ..train.loop import train
+from ..runtime import resolve_device
+from .run_dir import FRAME_CACHE, PRETRAINED_BACKBONE, read_stage, run_relative, stage_path, write_stage
+from .settings import RunSettings, stage_parameters
+from ..train import TrainConfig
+from ..train import split_train_val
+from ..train import train
 
-PRETRAINED_BACKBONE = "backbone/clip_pretrained.pt"
-CACHE_DIR = "cache"
 
 
 def descriptions_for(run_dir: Path, info: dict[str, Any], override: str | None = None) -> Path | None:
@@ -48,21 +49,6 @@ def descriptions_for(run_dir: Path, info: dict[str, Any], override: str | None =
     if override:
         return Path(override)
     return run_dir / info["descriptions"] if info.get("descriptions") else None
-
-
-def resolve_train_settings(settings: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Fill the device-dependent settings left unset: mixed precision and DataLoader workers on CUDA.
-
-    Args:
-        settings: `TrainConfig` fields given by the user (`amp` may be None for automatic).
-        device: where training runs.
-    """
-    out = dict(settings)
-    if out.get("amp") is None:
-        out["amp"] = device.type == "cuda"
-    if "num_workers" not in out:
-        out["num_workers"] = loader_settings(device)["num_workers"]
-    return out
 
 
 def training_rows(run_dir: Path) -> tuple[list[ManifestRow], Path, dict[str, Any]]:
@@ -153,11 +139,12 @@ def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequ
         descriptions: class-description YAML for the validation zero-shot metric.
     """
     path = run_dir / backbone
-    config = ModelConfig(backbone=str(path) if path.is_file() else backbone, temporal=model_config.temporal,
-                         freeze_visual=model_config.freeze_visual, freeze_text=model_config.freeze_text)
-    model = build_model(config, device=device, seed=settings.seed)
+    config = dataclasses.replace(model_config, backbone=backbone)  # recorded relative: a run folder can move
+    model = build_model(dataclasses.replace(config, backbone=str(path) if path.is_file() else backbone),
+                        device=device, seed=settings.seed)
+    model.config = config
     train_rows, val_rows = split_train_val(rows, settings.val_fraction, settings.val_group, settings.seed)
-    cache = run_dir / CACHE_DIR
+    cache = run_dir / FRAME_CACHE
     settings.cache_dir = str(cache)
     evaluate_fn = make_evaluator(model, val_rows, root, classes, settings, cache, device, descriptions)
     if evaluate_fn is not None:
@@ -169,68 +156,47 @@ def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequ
             "n_train": len(train_rows), "n_val": len(val_rows)}
 
 
-def train_run(run_dir: str | Path, seed: int = 0, n_seeds: int = 1, folds: Sequence[int] | None = None,
-              backbone: str = "tiny", pretrain_epochs: int = 14,
-              pretrain_web_pictures: int = 6000, layout: str = "standard", layers: int = 2,
-              heads: int = 8, freeze_visual: bool = True, freeze_text: bool = True, device: str = "auto",
-              resume: bool = True, progress: bool = False, descriptions: str | None = None,
-              **train_settings: Any) -> dict[str, Any]:
+def train_run(run_dir: str | Path, settings: RunSettings | None = None, resume: bool = True, progress: bool = False,
+              **params: Any) -> dict[str, Any]:
     """Train EmoCLIP for each seed (seed, seed+1, ...) and fold; write `03_results.json`.
 
     Args:
         run_dir: run directory prepared by notebooks 01 (and 02).
-        seed: the run's seed; seeds seed..seed+n_seeds-1 are trained.
-        n_seeds: how many seeds (for the spread of the results).
-        folds: folds to train (default: the first one); empty-fold datasets train on their train split.
-        backbone: "tiny" (pretrained here), a CLIP name such as "ViT-B/32", or a CLIP checkpoint path.
-        pretrain_epochs: epochs of the tiny CLIP's pretraining.
-        pretrain_web_pictures: synthetic web pictures (faces with expression captions) in that pretraining.
-        layout: "standard" (64-d heads) or "official" (2048-d heads, the released weights' layout).
-        layers: temporal transformer depth.
-        heads: attention heads.
-        freeze_visual: keep CLIP's visual tower frozen (the paper's default).
-        freeze_text: keep CLIP's text tower frozen (the paper's default).
-        device: "auto", "cpu" or "cuda".
+        settings: the run's settings: `model` (backbone, temporal layout, freezing), `train` (the recipe),
+            `plan` (seeds, folds, the tiny backbone's pretraining), `seed`, `device`, `descriptions`
+            (class descriptions for the validation metric); default `RunSettings()`.
         resume: continue interrupted trainings.
         progress: show progress bars.
-        descriptions: class-description YAML for validation (default: the dataset's, else the shipped one).
-        train_settings: `TrainConfig` fields (epochs, batch_size, lr, optimizer, schedule, ...); unknown ones
-            are an error.
+        params: flat-named parameters over `settings` (e.g. `epochs=2`, `backbone="tiny"`).
     """
-    run = Path(run_dir)
-    dev = resolve_device(device)
-    train_settings = resolve_train_settings(train_settings, dev)
+    settings = (settings or RunSettings()).replace(params, where="train_run")
+    run, plan = Path(run_dir), settings.plan
+    dev = resolve_device(settings.device)
     rows, root, info = training_rows(run)
     classes = tuple(info["classes"])
-    desc = descriptions_for(run, info, descriptions)
+    desc = descriptions_for(run, info, settings.descriptions)
     all_folds = sorted({r.fold for r in rows if r.fold is not None})
-    folds = list(folds) if folds else all_folds[:1] or [None]
+    folds = list(plan.folds) if plan.folds else all_folds[:1] or [None]
     unknown = [f for f in folds if f is not None and f not in all_folds]
     if unknown:
         raise UserError(f"folds {unknown} are not in the training manifest (it has {all_folds})")
     first = select(rows, fold=folds[0], split="train")
-    clip_name = prepare_backbone(run, backbone, first, root, seed, pretrain_epochs, dev, progress,
-                                 pretrain_web_pictures)
-    temporal = TemporalConfig(layers=layers, heads=heads, layout=layout)
-    model_config = ModelConfig(temporal=temporal, freeze_visual=freeze_visual, freeze_text=freeze_text)
+    clip_name = prepare_backbone(run, settings.model.backbone, first, root, settings.seed, plan.pretrain_epochs, dev,
+                                 progress, plan.pretrain_web_pictures)
     runs = []
-    for s in range(seed, seed + n_seeds):
+    for s in range(settings.seed, settings.seed + plan.n_seeds):
         for fold in folds:
-            settings = TrainConfig.from_dict({**train_settings, "seed": s})
-            fold_rows = select(rows, fold=fold, split="train")
+            config = dataclasses.replace(settings.train, seed=s)
             out = f"train/seed{s}/fold{fold if fold is not None else 0}"
-            record = train_fold(run, fold_rows, root, classes, clip_name, model_config, settings, out, dev,
-                                resume, progress, desc)
+            record = train_fold(run, select(rows, fold=fold, split="train"), root, classes, clip_name,
+                                settings.model, config, out, dev, resume, progress, desc)
             runs.append({"fold": fold, **record})
+    flat = settings.flat()
     results = {"dataset": info["name"], "classes": list(classes), "clip_backbone": clip_name,
-               "checkpoint": runs[0]["checkpoint"], "runs": runs, "cache_dir": CACHE_DIR,
-               "model_config": model_config.to_dict(), "train_settings": dict(train_settings),
-               "descriptions": str(desc.relative_to(run)) if desc and desc.is_relative_to(run) else
-               (str(desc) if desc else None),
-               "settings": {"seed": seed, "n_seeds": n_seeds, "folds": folds, "backbone": backbone,
-                            "layout": layout, "layers": layers, "heads": heads, "freeze_visual": freeze_visual,
-                            "freeze_text": freeze_text, "pretrain_epochs": pretrain_epochs,
-                            "pretrain_web_pictures": pretrain_web_pictures, **train_settings}}
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes (see cli_train)
+               "checkpoint": runs[0]["checkpoint"], "runs": runs, "cache_dir": FRAME_CACHE,
+               "model_config": settings.model.to_dict(), "train_settings": settings.train.to_dict(),
+               "descriptions": run_relative(desc, run) if desc else None,
+               "settings": {k: flat[k] for k in stage_parameters("03")}}
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes (see cli.train)
         write_stage(run, "03", results)
     return results

@@ -7,22 +7,28 @@ and the evaluation corpus's test folds (cross-dataset). Writes `<run_dir>/04_res
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
-from ..model.checkpoint import load_checkpoint
-from ..features.windows import pool_windows
-from ..zeroshot.evaluate import eval_frame_features, score, unique_rows
-from ..zeroshot.prompts import class_embeddings
-from ..data.manifest import ManifestRow, read_manifest, select
-from ..model.emoclip import EmoCLIP
+from ..model import load_checkpoint
+from ..features import pool_windows
+from ..zeroshot import eval_frame_features, score, unique_rows
+from ..zeroshot import class_embeddings
+from ..data import ManifestRow, read_manifest, select
+from ..model import EmoCLIP
 from .prepare import dataset_paths, load_results
-from ..runtime import read_stage, resolve_device
+from ..runtime import resolve_device
+from ..data import read_frames
+from ..zeroshot import show_explorer
+from ..zeroshot import resolve_prompts
+from .run_dir import read_stage
 from .training import descriptions_for
-from ..zeroshot.scoring import aggregate_folds
+from ..zeroshot import aggregate_folds
 
 # method name -> (video embedding, prompt mode)
 METHODS: dict[str, tuple[str, str]] = {
@@ -143,3 +149,56 @@ def finding(results: dict[str, Any], method: str = "EmoCLIP (descriptions)",
                     "baseline_uar": float(np.mean(base)), "baseline_uar_std": float(np.std(base)),
                     "emoclip_better": bool(np.mean(ours) > np.mean(base))}
     return out
+
+
+@dataclass
+class EvalClips:
+    """Test clips of a dataset role with both video embeddings, for plots and the clip explorer."""
+
+    dataset: str
+    classes: tuple[str, ...]
+    root: Path
+    rows: pd.DataFrame  # path, labels, caption: one row per clip
+    embeddings: dict[str, torch.Tensor]  # "emoclip" / "clip_frame_avg" -> (N, D)
+
+    def frames(self, index: int) -> torch.Tensor:
+        """The uint8 frames (T, 3, H, W) of clip `index`.
+
+        Args:
+            index: row position.
+        """
+        return read_frames(self.root / self.rows["path"].iloc[index])
+
+
+def eval_clips(ctx: EvalContext, role: str | None = None) -> EvalClips:
+    """The test clips (single-label, every fold) of a role, embedded by the run's main model.
+
+    Args:
+        ctx: evaluation context.
+        role: "train" or "eval" (default: the cross-dataset corpus when the run has one).
+    """
+    if role is None:
+        different = ctx.prepared["datasets"]["eval"]["name"] != ctx.prepared["datasets"]["train"]["name"]
+        role = "eval" if different else "train"
+    rows, root, classes, name = ctx.rows(role)
+    model = ctx.model(ctx.trained["checkpoint"])
+    feats, kept = ctx.features(model, unique_rows([r for r in rows if r.split == "test"]), root, classes)
+    emb = {p: pool_windows(model, feats.to(ctx.device), p).cpu() for p in ("emoclip", "clip_frame_avg")}
+    table = pd.DataFrame({"path": [r.path for r in kept], "labels": [r.labels for r in kept],
+                          "caption": [r.caption for r in kept]})
+    return EvalClips(name, classes, root, table, emb)
+
+
+def clip_explorer(ctx: EvalContext, clips: EvalClips, interactive: bool = False, top_k: int = 3) -> Any:
+    """The clip explorer over test clips' EmoCLIP embeddings (a widget, or a static table when headless).
+
+    Args:
+        ctx: evaluation context.
+        clips: from `eval_clips`.
+        interactive: build the ipywidgets explorer (JupyterLab) instead of the static table.
+        top_k: clips shown per query.
+    """
+    model = ctx.model(ctx.trained["checkpoint"])
+    prompts, _ = resolve_prompts(list(clips.classes), "ensemble", ctx.descriptions)
+    return show_explorer(clips.embeddings["emoclip"], clips.rows, model.encode_text, clips.frames, prompts,
+                         interactive=interactive, example_queries=list(clips.classes[:3]), top_k=top_k)

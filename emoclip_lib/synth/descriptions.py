@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..data.classes import CANONICAL_CLASSES
+from ..data import CANONICAL_CLASSES
 from ..errors import UserError
 from .captions import ADJ, ADV_POST, ADV_PRE, CLASS_WORDS, PHRASES
 from .recipes import CLASS_RECIPES, CONFLICTS

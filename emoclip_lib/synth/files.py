@@ -1,4 +1,4 @@
-"""Writing synthetic clips and manifests: mp4 videos (mp4v, 16 fps) and CSV files."""
+"""Writing synthetic clips (mp4v, 16 fps), CSV tables, and the fold layout of the synthetic manifests."""
 from __future__ import annotations
 
 import csv
@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data import ManifestRow
 from ..errors import UserError
 
 FPS = 16
-MANIFEST_HEADER: tuple[str, ...] = ("path", "labels", "caption", "split", "fold", "subject")
 N_FOLDS = 5
 
 
@@ -50,19 +50,16 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]
         writer.writerows(rows)
 
 
-def fold_rows(clips: Sequence[tuple[str, str, str, int, str]]) -> list[tuple[str, str, str, str, int, str]]:
+def fold_rows(clips: Sequence[tuple[str, str, str, int, str]]) -> list[ManifestRow]:
     """Expand clips into manifest rows: one row per clip and fold, test in its own fold.
 
     Args:
         clips: (path, labels, caption, fold of the clip, subject) per clip.
     Returns:
-        rows (path, labels, caption, split, fold, subject), ordered by fold then clip.
+        rows ordered by fold then clip.
     """
-    rows = []
-    for fold in range(1, N_FOLDS + 1):
-        for path, labels, caption, clip_fold, subject in clips:
-            rows.append((path, labels, caption, "test" if clip_fold == fold else "train", fold, subject))
-    return rows
+    return [ManifestRow(path, labels, caption, "test" if clip_fold == fold else "train", fold, subject)
+            for fold in range(1, N_FOLDS + 1) for path, labels, caption, clip_fold, subject in clips]
 
 
 def subject_folds(n_subjects: int, rng: np.random.Generator) -> list[int]:

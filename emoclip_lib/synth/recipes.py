@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.classes import CANONICAL_CLASSES, parse_labels
+from ..data import CANONICAL_CLASSES, parse_labels
 from ..errors import UserError
 from .faces import CHANNELS, COMPONENTS, ClipCanvas
 from .people import Person, Scene

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.classes import CANONICAL_CLASSES
-from ..data.preprocess import resize_center_crop_uint8
+from ..data import CANONICAL_CLASSES
+from ..data import resize_center_crop_uint8
 from .captions import still_caption
 from .faces import CHANNELS
 from .people import sample_person, sample_scene

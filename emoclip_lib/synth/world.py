@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.classes import BASIC_CLASSES, CANONICAL_CLASSES, join_labels
+from ..data import BASIC_CLASSES, CANONICAL_CLASSES, InterviewRow, join_labels, write_interview_manifest, write_manifest
 from ..errors import UserError
 from .captions import make_caption
 from .descriptions import write_class_descriptions
 from .cohort import ITEMS, InterviewSubject, plan_cohort, render_session
-from .files import MANIFEST_HEADER, fold_rows, subject_folds, write_csv, write_video
+from .files import fold_rows, subject_folds, write_csv, write_video
 from .people import FILM_SETTINGS, Person, sample_person, sample_scene
 from .recipes import (CORPUS_CODES, MOUTH_COMPONENTS, VISIBLE_MIN, ClipSpec, check_labels, clip_rng,
                             render_clip, sample_expression, sample_timing)
@@ -206,7 +206,7 @@ def _write_corpus(out: Path, specs: list[ClipSpec], progress: bool) -> dict[str,
         rel = f"videos/{spec.index:06d}.mp4"
         write_video(out / corpus / rel, render_clip(spec))
         clips.append((rel, join_labels(list(spec.labels)), spec.caption, spec.fold, spec.person.subject))
-    write_csv(out / corpus / "manifest.csv", MANIFEST_HEADER, fold_rows(clips))
+    write_manifest(fold_rows(clips), out / corpus / "manifest.csv")
     return dict(sorted(Counter(c[1] for c in clips).items()))
 
 
@@ -217,8 +217,8 @@ def _write_interviews(out: Path, cohort: list[InterviewSubject], seed: int, prog
     for subj, session, ratings in tqdm(jobs, desc="interviews", disable=not progress):
         rel = f"videos/{subj.person.subject}_{session}.mp4"
         write_video(out / "interviews" / rel, render_session(subj, session, seed))
-        rows.append([rel, subj.person.subject, session] + [ratings[k] for k in ITEMS])
-    write_csv(out / "interviews" / "manifest.csv", ("path", "subject", "session") + ITEMS, rows)
+        rows.append(InterviewRow(rel, subj.person.subject, str(session), {k: ratings[k] for k in ITEMS}))
+    write_interview_manifest(rows, list(ITEMS), out / "interviews" / "manifest.csv")
     latent = [[s.person.subject] + [f"{s.latent[k]:.2f}" for k in ITEMS] for s in cohort]
     write_csv(out / "interviews" / "latent_scores.csv", ("subject",) + ITEMS, latent)
     return len(rows)

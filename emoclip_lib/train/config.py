@@ -7,7 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from ..errors import UserError
+from ..runtime import loader_settings
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("step", "cosine")
@@ -39,20 +42,20 @@ class TrainConfig:
     # --- clips ---
     clip_len: int = 32  # frames per clip
     downsample: int = 2  # keep every n-th frame before taking the window
-    augment: bool = True  # random rotation (<= 6 degrees) and flip, the same for all frames of a clip
+    augment: bool = True  # random rotation (up to 6 degrees) and flip, the same for all frames of a clip
     # --- frozen-backbone fast path ---
     use_cache: bool = True  # cache CLIP frame embeddings on disk when the visual tower is frozen
     cache_views: int = 2  # augmented views cached per clip; epoch e trains on view e % cache_views
     cache_dir: str | None = None  # where the cache lives (default: <run_dir>/feature_cache); shareable across runs
     cache_batch_size: int = 8  # clips per forward pass while building the cache
-    # Which randomness epoch e sees: "cycle" = view e % cache_views (what the cache stores), "fresh" =
-    # new randomness every epoch (uncached only), "auto" = cycle with the cache, fresh without it.
-    view_schedule: str = "auto"
+    # "cycle" = view e % cache_views (what the cache stores), "fresh" = new randomness every epoch
+    # (uncached only), "auto" = cycle with the cache, fresh without it.
+    view_schedule: str = "auto"  # which randomness epoch e sees: "auto", "cycle" or "fresh"
     # --- speed (CUDA only; ignored with a warning on CPU) ---
-    amp: bool = False  # autocast mixed precision (GradScaler for fp16)
+    amp: bool | None = None  # autocast mixed precision (GradScaler for fp16); None: on when training on CUDA
     amp_dtype: str = "bf16"  # "bf16" or "fp16"
     compile: bool = False  # torch.compile the training step
-    num_workers: int = 0  # DataLoader worker processes
+    num_workers: int | None = None  # DataLoader worker processes; None: from the CPU count on CUDA, 0 on CPU
     # --- reproducibility, data problems, validation ---
     seed: int = 0  # shuffling and augmentation seed
     on_error: str = "skip"  # unreadable video: "skip" it (counted) or "fail"
@@ -116,7 +119,7 @@ class TrainConfig:
         for name in ("lr", "weight_decay", "backbone_lr_scale", "momentum", "gamma", "min_lr_ratio"):
             if not float(getattr(self, name)) >= 0.0:
                 raise UserError(f"training setting {name} must be a non-negative number, got {getattr(self, name)}")
-        if self.warmup_epochs < 0 or self.num_workers < 0:
+        if self.warmup_epochs < 0 or (self.num_workers is not None and self.num_workers < 0):
             raise UserError("warmup_epochs and num_workers must be non-negative")
         if not 0.0 <= self.val_fraction < 1.0:
             raise UserError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
@@ -125,6 +128,17 @@ class TrainConfig:
                             "cannot hold: set use_cache=False or view_schedule='cycle'")
         if list(self.milestones) != sorted(self.milestones):
             raise UserError(f"milestones must be increasing, got {list(self.milestones)}")
+
+    def for_device(self, device: torch.device) -> "TrainConfig":
+        """A copy with the device-dependent settings left unset (None) filled in: `amp` on CUDA only,
+        `num_workers` from `runtime.loader_settings`.
+
+        Args:
+            device: where training runs.
+        """
+        amp = device.type == "cuda" if self.amp is None else self.amp
+        workers = loader_settings(device)["num_workers"] if self.num_workers is None else self.num_workers
+        return dataclasses.replace(self, amp=amp, num_workers=workers)
 
     def view_for_epoch(self, epoch: int, cached: bool) -> int:
         """The dataset epoch (randomness) used by training epoch `epoch`.

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .distributed import DistContext, PositionedSampler, make_sampler
 from ..errors import UserError
-from ..data.manifest import ManifestRow
+from ..data import ManifestRow
 
 logger = logging.getLogger(__name__)
 

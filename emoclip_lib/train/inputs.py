@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import distributed as D
-from ..data.dataset import VideoDataset, collate
-from ..features.frame_cache import Preprocessing, build_frame_cache, caption_embeddings
-from ..features.hashing import tower_fingerprint
+from ..data import VideoDataset, collate
+from ..features import Preprocessing, build_frame_cache, caption_embeddings
+from ..features import tower_fingerprint
 from .cached_dataset import CachedClipDataset, collate_features
-from ..data.manifest import ManifestRow
-from ..model.emoclip import EmoCLIP
+from ..data import ManifestRow
+from ..model import EmoCLIP
 from .config import TrainConfig
 from .step import BatchSpec
 

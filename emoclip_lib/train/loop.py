@@ -20,12 +20,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed as D
-from ..model.checkpoint import save_checkpoint
+from ..model import save_checkpoint
 from ..errors import UserError
-from ..features.hashing import weights_fingerprint
+from ..features import weights_fingerprint
 from ..io_utils import atomic_write_json
-from ..data.manifest import ManifestRow
-from ..model.emoclip import EmoCLIP
+from ..data import ManifestRow
+from ..model import EmoCLIP
 from .config import TrainConfig
 from .data import drop_empty_captions, make_eval_loader, make_train_loader
 from .inputs import TrainInputs, prepare_inputs
@@ -89,6 +89,7 @@ def train(model: EmoCLIP, train_rows: list[ManifestRow], val_rows: list[Manifest
         config = TrainConfig.from_dict(config)
     config.validate()
     ctx = D.init_from_env(device)
+    config = config.for_device(ctx.device)
     try:
         return _train(model, train_rows, val_rows, Path(root), tuple(classes), config, Path(run_dir), ctx,
                       resume, evaluate_fn, progress)

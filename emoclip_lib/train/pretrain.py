@@ -23,16 +23,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..model.clip import build_clip_from_state_dict, load_clip
-from ..model.clip_text import encode_text_trimmed
+from ..model import build_clip_from_state_dict, load_clip
+from ..model import encode_text_trimmed
 from .pretrain_data import (FRAME_SPAN, PretrainData, assemble_data, clip_groups, embed_images, epoch_order,
                                  frame_positions, load_frames, training_pairs)
 from ..errors import UserError
 from ..io_utils import atomic_torch_save, atomic_write_json
-from ..data.manifest import ManifestRow
-from ..model.emoclip import contrastive_loss
-from ..data.preprocess import augment_clip, normalize
-from ..synth.web import WEB_FORMAT
+from ..data import ManifestRow
+from ..model import contrastive_loss
+from ..data import augment_clip, normalize
+from ..synth import WEB_FORMAT
 
 __all__ = ["FRAME_SPAN", "PretrainData", "assemble_data", "clip_groups", "clip_logits", "embed_images", "epoch_order",
            "fingerprint", "frame_positions", "load_frames", "lr_factor", "pretrain_clip", "training_pairs"]

@@ -14,11 +14,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from ..data.manifest import ManifestRow
-from ..data.preprocess import normalize, resize_center_crop_uint8
-from ..synth.web import web_stills
-from ..data.tokenizer import tokenize
-from ..data.video import count_frames, read_frames
+from ..data import ManifestRow
+from ..data import normalize, resize_center_crop_uint8
+from ..synth import web_stills
+from ..data import tokenize
+from ..data import count_frames, read_frames
 
 # Frames are taken evenly from this span of the clip (fractions of its length): the expressive middle.
 FRAME_SPAN: tuple[float, float] = (0.25, 0.75)

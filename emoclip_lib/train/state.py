@@ -10,7 +10,7 @@ import torch
 
 from ..errors import UserError
 from ..io_utils import atomic_torch_save
-from ..model.emoclip import EmoCLIP
+from ..model import EmoCLIP
 from .config import RESUME_FREE_KEYS, TrainConfig
 
 STATE_FORMAT = "emoclip_lib.train_state"

@@ -12,8 +12,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .distributed import DistContext, gather, gather_with_grad, sum_across
-from ..model.emoclip import EmoCLIP, contrastive_loss
-from ..data.tokenizer import tokenize
+from ..model import EmoCLIP, contrastive_loss
+from ..data import tokenize
 
 
 class ContrastiveStep(nn.Module):

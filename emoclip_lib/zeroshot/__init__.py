@@ -1,0 +1,26 @@
+"""Zero-shot recognition: class prompts and embeddings, classification, metrics, prediction on videos, explorer."""
+from .classify import CLIP_SCALE as CLIP_SCALE
+from .classify import model_scale as model_scale
+from .classify import zero_shot_predict as zero_shot_predict
+from .evaluate import eval_frame_features as eval_frame_features
+from .evaluate import score as score
+from .evaluate import unique_rows as unique_rows
+from .explorer import build_explorer as build_explorer
+from .explorer import ranked_table as ranked_table
+from .explorer import show_explorer as show_explorer
+from .predict import predict_videos as predict_videos
+from .predict import PREDICTION_COLUMNS as PREDICTION_COLUMNS
+from .predict import VIDEO_ROW as VIDEO_ROW
+from .predict import video_summary as video_summary
+from .prompts import class_embeddings as class_embeddings
+from .prompts import class_text_embeddings as class_text_embeddings
+from .prompts import compound_embeddings as compound_embeddings
+from .prompts import label_indices as label_indices
+from .prompts import label_space as label_space
+from .prompts import parse_class_list as parse_class_list
+from .prompts import resolve_prompts as resolve_prompts
+from .scoring import aggregate_folds as aggregate_folds
+from .scoring import evaluate as evaluate
+from .scoring import loco_recall as loco_recall
+from .tables import paper_table as paper_table
+from .tables import REPORTED_RESULTS as REPORTED_RESULTS

@@ -12,10 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..data.classes import COMPOUND_SEPARATOR
-from ..data.manifest import ManifestRow
-from ..features.frame_cache import Preprocessing, build_frame_cache
-from ..model.emoclip import EmoCLIP
+from ..data import COMPOUND_SEPARATOR
+from ..data import ManifestRow
+from ..features import Preprocessing, build_frame_cache
+from ..model import EmoCLIP
 from .classify import zero_shot_predict
 from .prompts import label_indices
 from .scoring import evaluate

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.faces import Detector, FaceCrop
+from ..data import Detector, FaceCrop
 from ..errors import DataError, UserError
-from ..features.windows import window_embeddings
+from ..features import window_embeddings
 from .classify import model_scale, zero_shot_predict
 
 PREDICTION_COLUMNS: tuple[str, ...] = ("video", "window", "start_frame", "start_s", "class", "prob")

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..data.classes import COMPOUND_SEPARATOR, join_labels, parse_labels
-from ..data.descriptions import DEFAULT_TEMPLATE, load_descriptions
-from ..data.descriptions import prompts as description_prompts
+from ..data import COMPOUND_SEPARATOR, join_labels, parse_labels
+from ..data import DEFAULT_TEMPLATE, load_descriptions
+from ..data import prompts as description_prompts
 from ..errors import UserError
-from ..data.tokenizer import tokenize
+from ..data import tokenize
 
 EncodeTextFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 77) tokens -> (N, D) embeddings
 

@@ -212,11 +212,11 @@ def test_last_block_computes_only_the_cls_token_without_changing_it():
 
 
 def test_training_settings_follow_the_device():
-    from emoclip_lib.pipeline.training import resolve_train_settings
+    from emoclip_lib.train import TrainConfig
 
-    cpu = resolve_train_settings({"amp": None, "epochs": 3}, torch.device("cpu"))
-    assert cpu == {"amp": False, "epochs": 3, "num_workers": 0}
-    cuda = resolve_train_settings({"amp": None}, torch.device("cuda"))
-    assert cuda["amp"] is True and cuda["num_workers"] >= 1
-    assert resolve_train_settings({"amp": False, "num_workers": 2}, torch.device("cuda")) == {"amp": False,
-                                                                                             "num_workers": 2}
+    cpu = TrainConfig(epochs=3).for_device(torch.device("cpu"))
+    assert (cpu.amp, cpu.num_workers, cpu.epochs) == (False, 0, 3)
+    cuda = TrainConfig().for_device(torch.device("cuda"))
+    assert cuda.amp is True and cuda.num_workers >= 1
+    fixed = TrainConfig(amp=False, num_workers=2).for_device(torch.device("cuda"))
+    assert (fixed.amp, fixed.num_workers) == (False, 2)

@@ -13,7 +13,7 @@ from emoclip_lib.cli import downstream as cli_downstream
 from emoclip_lib.downstream import features
 from emoclip_lib.model.checkpoint import build_model, save_checkpoint
 from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
-from test_features import random_video
+from conftest import random_video
 
 N_SUBJECTS = 6
 

@@ -21,7 +21,7 @@ from emoclip_lib.data.faces import FaceCrop, FaceNotFound
 from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
 from emoclip_lib.data.preprocess import CLIP_MEAN, CLIP_STD
 from emoclip_lib.data.video import window_indices, window_starts
-from test_faces import SKIN, draw_face
+from conftest import SKIN, draw_face, random_video, write_video
 
 CLIP_LEN, DOWNSAMPLE = 4, 2
 
@@ -29,22 +29,6 @@ CLIP_LEN, DOWNSAMPLE = 4, 2
 @pytest.fixture(scope="module")
 def model():
     return build_model(ModelConfig(backbone="tiny", temporal=TemporalConfig(layers=1, heads=4)), seed=0).eval()
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
-    """Write RGB frames (H, W, 3) uint8 to an mp4 (mp4v)."""
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
-def random_video(path: Path, n: int, seed: int) -> Path:
-    rng = np.random.default_rng(seed)
-    base = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (64, 48), interpolation=cv2.INTER_CUBIC)
-    return write_video(path, [np.roll(base, 2 * t, axis=1) for t in range(n)])
 
 
 def write_manifest(path: Path, rows: list[str]) -> Path:

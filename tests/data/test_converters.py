@@ -11,41 +11,7 @@ from emoclip_lib.data.converters.registry import convert
 from emoclip_lib.errors import DataError, UserError
 from emoclip_lib.data.manifest import ManifestRow, read_manifest, select
 from emoclip_lib.data.manifest_checks import validate_manifest
-
-SINGLE = {f"{i:05d}": lab for i, lab in enumerate(
-    ["anger", "happy", "Sad", "surprised", "neutral", "fear", "disgust", "contempt", "anxiety", "helplessness"],
-    start=1)}
-COMPOUND = {f"{i:05d}": lab for i, lab in enumerate(
-    ["anger_disgust", "happiness_surprise", "sadness_anxiety", "fear_surprise", "disappointment_sadness"], start=11)}
-CHINESE = "这个人皱着眉头，看起来很生气。"
-
-
-def english(clip: str) -> str:
-    return f"The person in clip {clip} frowns, then looks away."
-
-
-def write_gbk(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes("".join(f"{line}\r\n" for line in lines).encode("gbk"))
-
-
-def make_mafw(root: Path) -> None:
-    """Five folds; train lists with captions, test lists without (set_1's test list in with_caption_new)."""
-    for kind, labels, per_fold in (("single", SINGLE, 2), ("compound", COMPOUND, 1)):
-        clips = list(labels)
-        for fold in range(1, 6):
-            test = clips[(fold - 1) * per_fold: fold * per_fold]
-            train = [c for c in clips if c not in test]
-            base = root / "Train_Test_Set" / kind
-            write_gbk(base / "with_caption_new" / f"set_{fold}" / "train.txt",
-                      [f"{c}.mp4\t{labels[c]}\t{CHINESE}\t{english(c)}" for c in train])
-            test_dir = "with_caption_new" if fold == 1 else "no_caption_new"
-            write_gbk(base / test_dir / f"set_{fold}" / "test.txt", [f"{c}.mp4\t{labels[c]}" for c in test])
-    for clip in list(SINGLE) + list(COMPOUND):
-        if clip != "00010":
-            (root / "data" / "faces" / clip).mkdir(parents=True)
-    (root / "data" / "clips").mkdir(parents=True)
-
+from conftest import english, make_mafw
 
 def run_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()

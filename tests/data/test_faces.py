@@ -1,42 +1,14 @@
 """Tests of face detection, tracking and square cropping (emoclip_lib.data.faces)."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from emoclip_lib.data import faces
 from emoclip_lib.errors import UserError
+from conftest import BACKGROUND, SKIN, draw_face
 
-SKIN = (210, 170, 140)
-BACKGROUND = (40, 60, 110)
-
-
-def draw_face(height: int, width: int, cx: int, cy: int, scale: float = 1.0) -> np.ndarray:
-    """An RGB cartoon face (hair, oval, brows, eye sockets, eyes, nose, mouth) centred at (cx, cy).
-
-    The Haar cascade found this drawing in 280 of 280 random placements (scale 0.4-1.1) tried
-    while writing these tests; without the hair it missed about one small face in five.
-    """
-    img = np.zeros((height, width, 3), np.uint8)
-    img[:] = BACKGROUND
-
-    def p(dx: float, dy: float) -> tuple[int, int]:
-        return cx + int(round(dx * scale)), cy + int(round(dy * scale))
-
-    def r(a: float, b: float) -> tuple[int, int]:
-        return max(1, int(round(a * scale))), max(1, int(round(b * scale)))
-
-    cv2.ellipse(img, p(0, -8), r(50, 66), 0, 180, 360, (50, 35, 25), -1, cv2.LINE_AA)  # hair
-    cv2.ellipse(img, p(0, 0), r(45, 60), 0, 0, 360, SKIN, -1, cv2.LINE_AA)
-    for dx in (-18, 18):
-        cv2.ellipse(img, p(dx, -14), r(14, 9), 0, 0, 360, (165, 130, 105), -1, cv2.LINE_AA)  # socket
-        cv2.ellipse(img, p(dx, -12), r(10, 5), 0, 0, 360, (40, 30, 30), -1, cv2.LINE_AA)
-        cv2.line(img, p(dx - 12, -26), p(dx + 12, -26), (60, 40, 30), max(1, int(4 * scale)), cv2.LINE_AA)
-    cv2.line(img, p(0, -5), p(0, 15), (150, 110, 90), max(1, int(3 * scale)))
-    cv2.ellipse(img, p(0, 33), r(18, 5), 0, 0, 360, (90, 40, 40), -1, cv2.LINE_AA)
-    return cv2.GaussianBlur(img, (0, 0), 1.5)
 
 
 def as_tensor(frames: list[np.ndarray]) -> torch.Tensor:

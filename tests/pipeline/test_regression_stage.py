@@ -18,12 +18,12 @@ from emoclip_lib.errors import UserError
 from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
 from emoclip_lib.downstream.regression import reference_agreement
 from emoclip_lib.pipeline.regression import latent_agreement, plot_metrics, plot_predictions, run_regression
-from test_features import random_video
+from conftest import random_video
 
 matplotlib.use("Agg")
 N_SUBJECTS = 6
-FAST = {"models": "ridge", "n_boot": 5, "outer_folds": 2, "inner_folds": 2, "clip_len": 4, "downsample": 2,
-        "stride": 4, "device": "cpu"}
+FAST = {"models": "ridge", "n_boot": 5, "outer_folds": 2, "inner_folds": 2, "window_clip_len": 4, "window_downsample": 2,
+        "window_stride": 4, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_second_run_reads_the_feature_cache(tmp_path, cohort, monkeypatch):
 def test_user_manifest_and_explicit_checkpoint(tmp_path, cohort):
     run = make_run(tmp_path, cohort, interviews=False, stage03=False)
     manifest = run / "data" / "interviews" / "manifest.csv"
-    out = run_regression(run, checkpoint=run / "model.pt", manifest=manifest, encoder_names="emoclip",
+    out = run_regression(run, checkpoint=run / "model.pt", interview_manifest=manifest, encoders="emoclip",
                          level="video", **FAST)
     res = out["results"]
     assert res["data"]["source"] == "manifest" and res["latent"] is None and res["checkpoint"] == "model.pt"
@@ -125,9 +125,9 @@ def test_a_run_without_interviews_is_skipped(tmp_path, cohort):
     assert out["table"].empty
 
 
-@pytest.mark.parametrize("kwargs, message", [({"models": "ridge,forest"}, "models="),
-                                             ({"encoder_names": "vit"}, "encoder_names="),
-                                             ({"level": "session"}, "level=")])
+@pytest.mark.parametrize("kwargs, message", [({"models": "ridge,forest"}, "models must name"),
+                                             ({"encoders": "vit"}, "encoders must name"),
+                                             ({"level": "session"}, "level must be one of")])
 def test_bad_parameters_are_user_errors(tmp_path, cohort, kwargs, message):
     with pytest.raises(UserError, match=message):
         run_regression(make_run(tmp_path, cohort), **{**FAST, **kwargs})

@@ -60,8 +60,8 @@ def test_defaults_follow_the_paper():
     assert (c.optimizer, c.lr, c.momentum, c.weight_decay) == ("sgd", 1e-3, 0.9, 5e-4)
     assert (c.schedule, c.milestones, c.gamma, c.epochs) == ("step", (15, 35, 50), 0.1, 30)
     assert (c.batch_size, c.clip_len, c.downsample, c.augment) == (64, 32, 2, True)
-    assert (c.backbone_lr_scale, c.use_cache, c.cache_views, c.amp, c.compile) == (1e-3, True, 2, False, False)
-    assert (c.num_workers, c.seed, c.on_error, c.val_fraction, c.val_group) == (0, 0, "skip", 0.1, "subject")
+    assert (c.backbone_lr_scale, c.use_cache, c.cache_views, c.amp, c.compile) == (1e-3, True, 2, None, False)
+    assert (c.num_workers, c.seed, c.on_error, c.val_fraction, c.val_group) == (None, 0, "skip", 0.1, "subject")
 
 
 def test_from_dict_rejects_unknown_and_bad_settings():

@@ -18,7 +18,7 @@ from emoclip_lib.errors import UserError
 from emoclip_lib.pipeline.prepare import dataset_paths, load_results, prepare_data
 from emoclip_lib.pipeline.prepare_views import (class_distribution, clip_lengths, facts, plot_clip_lengths, sample_frame_grid,
                                        validation_table)
-from test_converters import COMPOUND, SINGLE, make_mafw
+from conftest import COMPOUND, SINGLE, make_mafw
 
 matplotlib.use("Agg")
 
@@ -154,9 +154,9 @@ def test_real_dataset_strict_and_lenient(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kwargs, message", [
     ({"dataset": "mafw"}, r"-p data_root /path/to/MAFW"),
     ({"dataset": "dfew", "data_root": ""}, r"--profile dfew"),
-    ({"dataset": "casme"}, r"unknown dataset 'casme'"),
+    ({"dataset": "casme"}, r"dataset must be one of synthetic, mafw.*got 'casme'"),
     ({"data_root": "/somewhere"}, r"data_root is only for real datasets"),
-    ({"synth_size": "huge"}, r"unknown world size 'huge'"),
+    ({"synth_size": "huge"}, r"synth_size must be one of tiny, small, medium, got 'huge'"),
 ])
 def test_parameter_errors(tmp_path: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
