@@ -7,7 +7,7 @@ PROFILE ?= synthetic
 RUN_DIR ?= runs/demo
 SEED ?= 0
 
-.PHONY: install demo test test-lib test-notebooks lab bench gpu-smoke clean-venv
+.PHONY: install demo test test-lib test-notebooks test-ui lab bench gpu-smoke clean-venv
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,14 @@ test-lib: install
 
 test-notebooks: install
 	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
+
+# The clip explorer in a real browser (tests/ui, marker `ui`; about 3 minutes): a tiny synthetic run, notebook 04
+# in JupyterLab, headless Chromium; writes docs/explorer_before.png and docs/explorer_after.png. Installs Debian's
+# chromium and chromium-driver when missing (apt-get, as root, as in CI).
+test-ui: install
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		apt-get update -q && apt-get install -y chromium chromium-driver; fi
+	$(PY) -m pytest -q -m ui tests/ui
 
 bench: install
 	$(PY) benchmarks/run_benchmarks.py --threads 1

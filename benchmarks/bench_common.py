@@ -116,6 +116,52 @@ def cuda_sync(device: torch.device) -> Callable[[], None] | None:
     return torch.cuda.synchronize if device.type == "cuda" else None
 
 
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of CPU flash attention (torch's flop counter knows the CUDA kernels only): the same formula."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def forward_flops(module: torch.nn.Module, *inputs: torch.Tensor) -> int:
+    """FLOPs of one no-grad forward pass, counted by `torch.utils.flop_counter.FlopCounterMode`.
+
+    A multiply-add counts 2 FLOPs (as in peak FLOP/s figures); matrix products, convolutions and attention
+    are counted (CPU flash attention too), element-wise work is not.
+
+    Args:
+        module: the model (on the inputs' device).
+        inputs: its positional inputs.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mapping = {}
+    if hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        mapping[torch.ops.aten._scaled_dot_product_flash_attention_for_cpu] = _cpu_sdpa_flops
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        module(*inputs)
+    return int(counter.get_total_flops())
+
+
+def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 3) -> float:
+    """Measured dense matmul rate (TFLOP/s) of an (n x n) @ (n x n) product in `dtype` on `device`.
+
+    The reference for "% of peak": what this machine's matmul reaches in the same run, at the same thread
+    count and load (fp32 on CUDA honours `torch.backends.cuda.matmul.allow_tf32`).
+
+    Args:
+        device: where to multiply.
+        dtype: torch.float32, torch.bfloat16 or torch.float16.
+        n: matrix side (2 n^3 FLOPs per product).
+        repeats: timed products (median), after one warm-up.
+    """
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    t = measure(lambda: torch.mm(a, b), repeats=repeats, warmup=1, sync=cuda_sync(device))
+    return 2.0 * n ** 3 / t["median_s"] / 1e12
+
+
 def cpu_model() -> str:
     """The CPU's model name (from /proc/cpuinfo on Linux)."""
     try:

@@ -96,6 +96,19 @@ def uar(y_true: Any, y_pred: Any) -> float:
     return float(np.mean(recalls))
 
 
+def uar_official(y_true: Any, y_pred: Any) -> float:
+    """UAR as the official EmoCLIP eval.py computes it: the mean of the diagonal of the row-normalised
+    confusion matrix over the classes present in `y_true` OR `y_pred` (a class only predicted counts 0).
+
+    Args:
+        y_true: ground-truth labels, shape (N,).
+        y_pred: predicted labels, shape (N,).
+    """
+    t, p = _pair(y_true, y_pred, ("y_true", "y_pred"))
+    recalls = [np.mean(p[t == c] == c) if np.any(t == c) else 0.0 for c in np.union1d(t, p)]
+    return float(np.mean(recalls))
+
+
 def confusion(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
     """Confusion matrix: entry [i, j] counts samples of true class i predicted as class j.
 

@@ -107,3 +107,33 @@ def make_mafw(root: Path) -> None:
         if clip != "00010":
             (root / "data" / "faces" / clip).mkdir(parents=True)
     (root / "data" / "clips").mkdir(parents=True)
+
+
+# --- official EmoCLIP checkpoints ---
+def official_state(clip: torch.nn.Module, ref: torch.nn.Module, visual_only: bool) -> dict:
+    """A state dict in the official EmoCLIP layout (DDP prefix, fp16 CLIP); visual-only = the downstream variant."""
+    state = {}
+    for k, v in clip.state_dict().items():
+        if not visual_only or k.startswith("visual."):
+            state[f"module.backbone.{k}"] = v.half()  # official CUDA runs keep CLIP in fp16
+    for k, v in ref.state_dict().items():
+        state[f"module.temporal.{k}"] = v
+    if visual_only:
+        state["module.mlp.0.weight"] = torch.randn(16, 64)
+        state["module.mlp.0.bias"] = torch.zeros(16)
+    else:
+        state["module.logit_scale"] = torch.tensor(3.0)
+    return state
+
+
+@pytest.fixture
+def interview_videos(tmp_path: Path) -> tuple[Path, Path]:
+    """Three small interview videos (30, 21 and 9 frames) of two subjects and their manifest."""
+    root = tmp_path / "videos"
+    root.mkdir()
+    for k, n in enumerate((30, 21, 9)):
+        random_video(root / f"v{k}.mp4", n, seed=k)
+    manifest = tmp_path / "interviews.csv"
+    manifest.write_text("path,subject,session,hallucination,apathy\nv0.mp4,s1,a,3,1.5\nv1.mp4,s1,b,5,\n"
+                        "v2.mp4,s2,a,2,4\n", encoding="utf-8")
+    return manifest, root

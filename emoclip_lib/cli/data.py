@@ -8,6 +8,7 @@ from ..data import DATASETS, convert
 from ..data import MAFW_SUBSETS
 from ..data import read_manifest, write_manifest
 from ..data import validate_manifest
+from ..io_utils import check_output_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +43,7 @@ def run_manifest(args: argparse.Namespace) -> int:
     Args:
         args: parsed arguments (dataset, root, out, subset).
     """
+    check_output_path(args.out, "--out")
     options = {"subset": args.subset} if args.dataset == "mafw" else {}
     rows = convert(args.dataset, args.root, **options)
     write_manifest(rows, args.out)

@@ -7,12 +7,13 @@ import sys
 import numpy as np
 
 from ..data import FaceCrop
-from ..downstream import load_features, save_features
+from ..downstream import MODELS, load_features, save_features
 from ..downstream import extract_features, feature_matrix, subject_features
 from ..errors import UserError
 from ..features import ENCODERS
-from ..io_utils import atomic_write, atomic_write_json, json_cell
+from ..io_utils import atomic_write, atomic_write_json, check_output_path, json_cell
 from ..runtime import resolve_device
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `features` and `regress` sub-commands.
@@ -69,6 +70,7 @@ def run_features(args: argparse.Namespace) -> int:
     for name in ("clip_len", "downsample", "batch", "stride"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    check_output_path(args.out, "--out")
     device = resolve_device(args.device)
     crop = None
     if args.crop_faces:
@@ -87,6 +89,40 @@ def run_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def regress_models(text: str) -> list[str]:
+    """The `--models` list of `emoclip regress`, checked.
+
+    Args:
+        text: comma-separated model names, e.g. "ridge,svr".
+    """
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    if not models:
+        raise UserError(f"--models {text!r} names no model: give one or more of {','.join(MODELS)}, "
+                        f"comma-separated")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise UserError(f"--models: unknown model {unknown[0]!r}; choose among {', '.join(MODELS)}")
+    twice = [m for i, m in enumerate(models) if m in models[:i]]
+    if twice:
+        raise UserError(f"--models lists {twice[0]!r} twice; list each model once")
+    return models
+
+
+def _check_regress_options(args: argparse.Namespace) -> list[str]:
+    """The checked model list; every number and output path is checked too, before any work."""
+    models = regress_models(args.models)
+    if args.n_boot < 0:
+        raise UserError(f"--n-boot must be 0 (no intervals) or more, got {args.n_boot}")
+    for name in ("outer_folds", "inner_folds"):
+        if getattr(args, name) < 2:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 2 (cross-validation needs two "
+                            f"folds), got {getattr(args, name)}")
+    check_output_path(args.out, "--out")
+    if args.predictions:
+        check_output_path(args.predictions, "--predictions")
+    return models
+
+
 def run_regress(args: argparse.Namespace) -> int:
     """Handler of `emoclip regress`: prints the result table and writes it as JSON.
 
@@ -95,21 +131,24 @@ def run_regress(args: argparse.Namespace) -> int:
     """
     from ..downstream import regress_items
 
+    models = _check_regress_options(args)
     table = load_features(args.features)
     if args.level == "subject":
         table = subject_features(table)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
     items = table.attrs["items"]
     result = regress_items(feature_matrix(table), {i: table[i].to_numpy(np.float64) for i in items},
                            table["subject"].to_numpy(), models=models, seed=args.seed, n_boot=args.n_boot,
                            outer_folds=args.outer_folds, inner_folds=args.inner_folds,
                            aggregate=args.aggregate and args.level == "video", progress=not args.no_progress)
+    for item, reason in result.skipped.items():
+        print(f"note: item {item!r} skipped: {reason}", file=sys.stderr)
     print(result.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     records = [{k: json_cell(v) for k, v in row.items()} for row in result.table.to_dict("records")]
     atomic_write_json({"features": str(args.features), "level": args.level, "aggregate": args.aggregate,
                        "models": models, "seed": args.seed, "n_boot": args.n_boot,
                        "outer_folds": args.outer_folds, "inner_folds": args.inner_folds,
-                       "feature_settings": table.attrs.get("settings", {}), "table": records}, args.out)
+                       "feature_settings": table.attrs.get("settings", {}), "table": records,
+                       "skipped_items": dict(result.skipped)}, args.out)
     if args.predictions:
         frame = result.predictions_frame()
         atomic_write(args.predictions, lambda tmp: frame.to_csv(tmp, index=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import UserError
 from ..pipeline import parse_override
 
 
@@ -29,3 +30,20 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         args: the parsed command line.
     """
     return {key: parse_override(value) for key, value in args.param}
+
+
+def parse_folds(text: str | None) -> list[int] | None:
+    """`--folds 1,2,3` as a list of fold numbers (None when not given).
+
+    Args:
+        text: the option's value.
+    """
+    if text is None:
+        return None
+    try:
+        folds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--folds {text!r}: give fold numbers separated by commas, e.g. 1,2,3") from None
+    if not folds or min(folds) < 1:
+        raise UserError(f"--folds {text!r}: give fold numbers from 1, separated by commas")
+    return folds

@@ -6,23 +6,21 @@ window "video"), a nested JSON, and a timeline PNG (one subplot per video, one l
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
 from ..model import load_checkpoint
 from ..data import PROMPT_MODES
 from ..errors import UserError
-from ..data import FaceNotFound
-from ..io_utils import atomic_write, atomic_write_json
+from ..data import FaceCrop, FaceNotFound
+from ..io_utils import atomic_write, atomic_write_json, check_output_path
 from ..zeroshot import VIDEO_ROW, predict_videos, video_summary
 from ..zeroshot import class_embeddings, parse_class_list, resolve_prompts
 from ..runtime import resolve_device
-from ..data import count_frames
+from ..data import count_frames, quiet_native_stderr
 
 OUTPUT_SUFFIXES: tuple[str, ...] = (".csv", ".json")
 
@@ -92,20 +90,6 @@ def plot_timeline(table: pd.DataFrame, path: str | Path, dpi: int = 100) -> Path
     return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence C-level stderr (FFmpeg and decord log lines) inside the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def probe_videos(paths: Sequence[str]) -> None:
     """Check that every video exists and decodes, before the model is loaded (one clean error line).
 
@@ -115,7 +99,7 @@ def probe_videos(paths: Sequence[str]) -> None:
     for path in paths:
         if not Path(path).exists():
             raise UserError(f"video {path} does not exist: check the path")
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             count_frames(path)
 
 
@@ -138,6 +122,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--downsample", type=int, default=2, help="keep every N-th frame")
     p.add_argument("--stride", type=int, default=8, help="step between windows, in kept frames")
     p.add_argument("--full-frame", action="store_true", help="skip face detection: use the whole frame")
+    p.add_argument("--min-face", type=int, default=FaceCrop().min_size, metavar="PIXELS",
+                   help=f"smallest face side detected, in pixels (default {FaceCrop().min_size}); lower it for "
+                        f"small faces")
     p.add_argument("--out", help="write predictions to a .csv (long) or .json (nested) file")
     p.add_argument("--plot", help="write a timeline .png of the window probabilities")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
@@ -146,10 +133,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
+    """Output names and folders are usable (checked before any video is opened)."""
     if args.out and Path(args.out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise UserError(f"--out {args.out}: use a file name ending in .csv or .json")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise UserError(f"--plot {args.plot}: use a file name ending in .png")
+    for option, path in (("--out", args.out), ("--plot", args.plot)):
+        if path:
+            check_output_path(path, option)
+
+
+ONE_CLASS_WARNING = ("emoclip predict: warning: only one class ({label}) was given, so every probability is 1.0; "
+                     "give two or more classes to compare them")
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -161,8 +156,12 @@ def handler(args: argparse.Namespace) -> int:
     if not args.classes and not args.descriptions:
         raise UserError("say which classes to predict: --classes 'happiness,sadness,...' or --descriptions FILE.yaml")
     _check_outputs(args)
+    if args.min_face < 1:
+        raise UserError(f"--min-face must be at least 1 pixel, got {args.min_face}")
     classes = parse_class_list(args.classes) if args.classes else None
     prompts, labels = resolve_prompts(classes, args.prompts, args.descriptions)
+    if len(labels) == 1:
+        print(ONE_CLASS_WARNING.format(label=labels[0]), file=sys.stderr)
     probe_videos(args.videos)
     model = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
     device = next(model.parameters()).device
@@ -170,9 +169,10 @@ def handler(args: argparse.Namespace) -> int:
         text_emb = class_embeddings(model.encode_text, labels, prompts=prompts, device=device)  # (L, D)
         table = predict_videos(args.videos, model, text_emb, labels, clip_len=args.clip_len, downsample=args.downsample,
                                stride=args.stride, full_frame=args.full_frame, device=device,
-                               progress=not args.no_progress)
+                               crop=FaceCrop(min_size=args.min_face), progress=not args.no_progress)
     except FaceNotFound as err:
-        raise UserError(f"{err} (--full-frame classifies the whole frame)") from None
+        raise UserError(f"{err} (--min-face sets the minimum face size; --full-frame classifies the whole "
+                        f"frame)") from None
     if args.out:
         write_predictions(table, args.out)
     if args.plot:

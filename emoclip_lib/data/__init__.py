@@ -7,6 +7,7 @@ from .classes import join_labels as join_labels
 from .classes import parse_labels as parse_labels
 from .converters import convert as convert
 from .converters import DATASETS as DATASETS
+from .converters import DISPLAY_NAMES as DISPLAY_NAMES
 from .converters import MAFW_SUBSETS as MAFW_SUBSETS
 from .dataset import collate as collate
 from .dataset import VideoDataset as VideoDataset
@@ -43,6 +44,7 @@ from .tokenizer import get_tokenizer as get_tokenizer
 from .tokenizer import tokenize as tokenize
 from .video import count_frames as count_frames
 from .video import list_frame_files as list_frame_files
+from .video import quiet_native_stderr as quiet_native_stderr
 from .video import read_frames as read_frames
 from .video import window_indices as window_indices
 from .video import window_starts as window_starts

@@ -32,11 +32,15 @@ class VideoDataset(Dataset):
     `collate`), is logged as a warning and is appended to `skipped` ("path: reason"). `skipped` is
     filled in the process that loads the item: with DataLoader workers, read the warnings (or run
     `emoclip validate` beforehand) for the complete list.
+
+    With `return_indices=True` each item also holds `frame_indices`, the (T,) int64 frame index of every
+    position (a short clip is looped, so indices repeat), and `collate` stacks them; the frame at a
+    position depends only on its index (augmentation is identical for every frame of a clip).
     """
 
     def __init__(self, rows: list[ManifestRow], root: str | Path, classes: tuple[str, ...], clip_len: int = 32,
                  downsample: int = 2, size: int = 224, train: bool = False, augment: bool = False, seed: int = 0,
-                 on_error: str = "fail") -> None:
+                 on_error: str = "fail", return_indices: bool = False) -> None:
         """Args:
             rows: manifest rows (e.g. `select(read_manifest(f), fold=1, split="train")`).
             root: dataset root the row paths are relative to.
@@ -48,6 +52,7 @@ class VideoDataset(Dataset):
             augment: random rotation and flip, identical for every frame of a clip.
             seed: base seed of all randomness.
             on_error: "fail" raises DataError on a bad video; "skip" returns None for it.
+            return_indices: add `frame_indices` (T,) to every item (off: items as before).
         """
         if on_error not in ON_ERROR_CHOICES:
             raise UserError(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}")
@@ -59,6 +64,7 @@ class VideoDataset(Dataset):
         self.classes = tuple(classes)
         self.clip_len, self.downsample, self.size = int(clip_len), int(downsample), int(size)
         self.train, self.augment, self.seed, self.on_error = bool(train), bool(augment), int(seed), on_error
+        self.return_indices = bool(return_indices)
         self.epoch = 0
         self.skipped: list[str] = []
         lookup = {name: i for i, name in enumerate(self.classes)}
@@ -89,8 +95,8 @@ class VideoDataset(Dataset):
         torch_gen = torch.Generator().manual_seed(int(torch_seq.generate_state(1, dtype=np.uint64)[0] >> 1))
         return np.random.default_rng(np_seq), torch_gen
 
-    def _load(self, index: int) -> torch.Tensor:
-        """Decode, sample and preprocess one clip -> float32 (T, 3, size, size)."""
+    def _load(self, index: int) -> tuple[torch.Tensor, np.ndarray]:
+        """Decode, sample and preprocess one clip -> float32 (T, 3, size, size) and its (T,) frame indices."""
         path = self.root / self.rows[index].path
         rng, torch_gen = self._generators(index)
         num_frames = count_frames(path)
@@ -98,12 +104,12 @@ class VideoDataset(Dataset):
         frames = resize_center_crop(read_frames(path, indices), self.size)  # (T, 3, S, S) in [0, 1]
         if self.augment:
             frames = augment_clip(frames, torch_gen)
-        return normalize(frames)
+        return normalize(frames), indices
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         row = self.rows[index]
         try:
-            frames = self._load(index)  # (T, 3, S, S)
+            frames, indices = self._load(index)  # (T, 3, S, S), (T,)
         except DataError as err:
             if self.on_error == "fail":
                 raise DataError(f"manifest row {row.row_number}: {err}") from None
@@ -112,8 +118,11 @@ class VideoDataset(Dataset):
                 self.skipped.append(entry)
                 logger.warning("skipping manifest row %d: %s", row.row_number, err)
             return None
-        return {"frames": frames, "label_ids": list(self._label_ids[index]), "labels": row.labels,
+        item = {"frames": frames, "label_ids": list(self._label_ids[index]), "labels": row.labels,
                 "caption": row.caption, "index": index, "path": row.path, "num_classes": len(self.classes)}
+        if self.return_indices:
+            item["frame_indices"] = torch.from_numpy(np.asarray(indices, dtype=np.int64))  # (T,)
+        return item
 
 
 def collate(batch: list[dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -124,7 +133,8 @@ def collate(batch: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     Returns:
         dict with `frames` (B, T, 3, S, S), `label_ids` (list of lists), `targets` multi-hot (B, C)
         float, `primary` (B,) long (first label, -1 if none), `labels`, `captions`, `paths`,
-        `index` (B,) long and `dropped` (how many items were None); None when every item was dropped.
+        `index` (B,) long and `dropped` (how many items were None), plus `frame_indices` (B, T) long when
+        the items carry them; None when every item was dropped.
     """
     items = [item for item in batch if item is not None]
     if not items:
@@ -135,7 +145,7 @@ def collate(batch: list[dict[str, Any] | None]) -> dict[str, Any] | None:
         targets[b, item["label_ids"]] = 1.0
     primary = torch.tensor([item["label_ids"][0] if item["label_ids"] else -1 for item in items],
                            dtype=torch.long)  # (B,)
-    return {
+    out = {
         "frames": torch.stack([item["frames"] for item in items]),  # (B, T, 3, S, S)
         "label_ids": [list(item["label_ids"]) for item in items],
         "targets": targets,
@@ -146,3 +156,6 @@ def collate(batch: list[dict[str, Any] | None]) -> dict[str, Any] | None:
         "index": torch.tensor([item["index"] for item in items], dtype=torch.long),  # (B,)
         "dropped": len(batch) - len(items),
     }
+    if all("frame_indices" in item for item in items):
+        out["frame_indices"] = torch.stack([item["frame_indices"] for item in items])  # (B, T)
+    return out

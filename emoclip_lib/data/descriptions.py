@@ -1,7 +1,8 @@
 """Class descriptions for zero-shot classification: load and validate the YAML, build text prompts.
 
 The default file is `data_manifests/class_descriptions.yaml` (all 11 canonical classes); a user file
-may hold a subset or new classes (an unseen emotion is handled by writing its description).
+may hold a subset or new classes (an unseen emotion is handled by writing its description). The
+official EmoCLIP code's flat format (`anger: "sentence"`) is read too.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def default_descriptions_path() -> Path:
 
 
 def _class_lines(text: str) -> dict[str, int]:
-    """Line number (1-based) of each key under `classes:`, for error messages."""
+    """Line number (1-based) of each class key (under `classes:`, or at the top of a flat file), for errors."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
@@ -50,9 +51,16 @@ def _class_lines(text: str) -> dict[str, int]:
     lines: dict[str, int] = {}
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
+            lines.setdefault(str(key.value).strip().lower(), key.start_mark.line + 1)
             if key.value == "classes" and isinstance(value, yaml.MappingNode):
                 lines.update({str(k.value).strip().lower(): k.start_mark.line + 1 for k, _ in value.value})
     return lines
+
+
+def _is_flat(data: Any) -> bool:
+    """The official EmoCLIP code's format: `class: "description"` (or a list of descriptions) at the top."""
+    return isinstance(data, dict) and bool(data) and "classes" not in data and all(
+        isinstance(v, str) or (isinstance(v, list) and all(isinstance(s, str) for s in v)) for v in data.values())
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -66,9 +74,13 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise UserError(f"{where}: not valid YAML ({getattr(err, 'problem', err)}); fix the syntax") from None
+    if _is_flat(data):
+        data = {"classes": {key: {"name": str(key).strip().lower(), "descriptions": value}
+                            for key, value in data.items()}}
     if not isinstance(data, dict) or not isinstance(data.get("classes"), dict) or not data["classes"]:
-        raise UserError(f"{path}: expected a mapping with a non-empty `classes:` mapping "
-                        f"(class -> name, descriptions, synonyms); see data_manifests/class_descriptions.yaml")
+        raise UserError(f"{path}: expected a mapping with a non-empty `classes:` mapping (class -> name, "
+                        f"descriptions, synonyms; see data_manifests/class_descriptions.yaml) or the official "
+                        f"code's flat `class: \"description\"` mapping")
     return data, _class_lines(text)
 
 

@@ -198,8 +198,8 @@ def no_face_error(name: str, checked: int, total: int, crop: FaceCrop) -> FaceNo
         crop: the settings used.
     """
     return FaceNotFound(f"no face found in {name} (checked {checked} of {total} frames, faces of at least "
-                        f"{crop.min_size} px): check that it shows a frontal face, lower the minimum face size, "
-                        f"or allow the full-frame fallback")
+                        f"{crop.min_size} px): check that it shows a frontal face, lower the minimum face size "
+                        f"(--min-face), or use the whole frame (--full-frame, or the full-frame fallback)")
 
 
 def crop_faces(frames: torch.Tensor, margin: float = 0.25, min_size: int = 40, every: int = 5, size: int = 224,

@@ -1,8 +1,12 @@
 """Manifest validation: files exist and decode, labels are known, folds are consistent, captions are clean.
 
+A path that is absolute or leads outside the dataset root (through `..` or a symbolic link) is reported
+and never opened. Problems name the manifest line of their row when it is known (rows read from a
+file), else only the sample's path.
 """
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -11,10 +15,10 @@ from typing import Protocol, Sequence
 
 from tqdm.auto import tqdm
 
-from ..errors import DataError, UserError
-from .classes import CANONICAL_CLASSES, parse_labels
+from ..errors import UserError
+from .classes import CANONICAL_CLASSES, COMPOUND_SEPARATOR, parse_labels
 from .manifest import ManifestRow
-from .video import count_frames, read_frames
+from .video import count_frames, quiet_native_stderr, read_frames
 
 
 class _HasPath(Protocol):
@@ -34,12 +38,29 @@ _MOJIBAKE_MARKERS: tuple[str, ...] = ("锟斤拷", "烫烫烫", "屯屯屯", "ï
 class Problem:
     """One problem found by `validate_manifest`."""
 
-    row_number: int
-    path: str
+    row_number: int  # the manifest line; 0 when unknown (rows built in memory) or for the whole manifest
+    path: str  # the sample's path as written in the manifest; "" for the whole manifest
     message: str
 
     def __str__(self) -> str:
-        return f"row {self.row_number}: {self.path}: {self.message}"
+        where = [f"row {self.row_number}"] if self.row_number > 0 else []
+        where += [self.path] if self.path else []
+        return ": ".join([*where, self.message])
+
+
+def _row_ref(row_number: int) -> str:
+    """How a message points to another row: its line when known."""
+    return f"row {row_number}" if row_number > 0 else "another row"
+
+
+def _also_rows(lines: list[int]) -> str:
+    """The suffix naming the other rows of a path, e.g. ' (also rows 4, 9)'; empty for a single row."""
+    if len(lines) < 2:
+        return ""
+    known = [str(n) for n in lines[1:] if n > 0]
+    if len(known) == len(lines) - 1:
+        return f" (also rows {', '.join(known)})"
+    return f" (also {len(lines) - 1} other row(s))"
 
 
 @dataclass
@@ -122,14 +143,10 @@ def _looks_misdecoded(text: str) -> bool:
 
 
 def _row_problems(rows: list[ManifestRow], known: tuple[str, ...]) -> list[Problem]:
-    """Per-row checks: relative path, known labels, clean caption, duplicates."""
+    """Per-row checks: known labels, clean caption, duplicates (paths are checked by `file_problems`)."""
     problems: list[Problem] = []
     seen: dict[tuple[str, int | None, str], int] = {}
     for row in rows:
-        pure = PurePosixPath(row.path.replace("\\", "/"))
-        if pure.is_absolute() or ".." in pure.parts or Path(row.path).is_absolute():
-            problems.append(Problem(row.row_number, row.path, "path must be relative to the dataset root "
-                                                              "and stay inside it"))
         try:
             parse_labels(row.labels, known)
         except UserError as err:
@@ -137,8 +154,8 @@ def _row_problems(rows: list[ManifestRow], known: tuple[str, ...]) -> list[Probl
         problems += [Problem(row.row_number, row.path, msg) for msg in caption_problems(row.caption)]
         key = (row.path, row.fold, row.split)
         if key in seen:
-            problems.append(Problem(row.row_number, row.path, f"duplicate of row {seen[key]} (same path, fold "
-                                                              f"and split); delete one"))
+            problems.append(Problem(row.row_number, row.path, f"duplicate of {_row_ref(seen[key])} (same path, "
+                                                              f"fold and split); delete one"))
         else:
             seen[key] = row.row_number
     return problems
@@ -157,19 +174,58 @@ def _fold_problems(rows: list[ManifestRow]) -> list[Problem]:
     for row in rows:
         first = split_in_fold.setdefault((row.path, row.fold), (row.split, row.row_number))
         if first[0] != row.split:
-            problems.append(Problem(row.row_number, row.path, f"{row.split} here but {first[0]} in row {first[1]} "
-                                                              f"of the same fold; a sample is train or test"))
+            problems.append(Problem(row.row_number, row.path, f"{row.split} here but {first[0]} in "
+                                                              f"{_row_ref(first[1])} of the same fold; a sample "
+                                                              f"is train or test"))
         if row.split == "test":
             fold, line = test_fold.setdefault(row.path, (row.fold, row.row_number))
             if fold != row.fold:
                 problems.append(Problem(row.row_number, row.path, f"test in fold {row.fold} and also in fold "
-                                                                  f"{fold} (row {line}); a sample is test in one fold"))
+                                                                  f"{fold} ({_row_ref(line)}); a sample is test "
+                                                                  f"in one fold"))
     return problems
+
+
+def outside_root(rel: str, root: str | Path) -> str | None:
+    """Why a manifest path must not be opened (absolute, `..`, or resolving outside the root), else None.
+
+    Args:
+        rel: the path as written in the manifest.
+        root: the dataset root.
+    """
+    pure = PurePosixPath(rel.replace("\\", "/"))
+    if pure.is_absolute() or Path(rel).is_absolute():
+        return "path is absolute; write it relative to the dataset root (not opened)"
+    if ".." in pure.parts:
+        return "path contains '..'; write it relative to the dataset root, without '..' (not opened)"
+    real, top = os.path.realpath(Path(root) / rel), os.path.realpath(root)
+    if real != top and not real.startswith(top.rstrip(os.sep) + os.sep):
+        return (f"path resolves to {real}, outside the dataset root {top} (a symbolic link); put the file "
+                f"inside the root instead of linking to it (not opened)")
+    return None
+
+
+def _decode_problem(target: Path, check_decode: bool) -> str | None:
+    """Why a video inside the root is unusable (missing, no frames, first frame unreadable), else None."""
+    if not target.exists():
+        return f"{target} does not exist"
+    if not check_decode:
+        return None
+    try:
+        with quiet_native_stderr():  # FFmpeg's own messages would interleave with the report
+            count_frames(target)
+            read_frames(target, [0])
+    except UserError as err:  # DataError: missing, empty or corrupt
+        return str(err)
+    return None
 
 
 def file_problems(rows: Sequence[_HasPath], root: str | Path, check_decode: bool = True,
                   progress: bool = False) -> list[Problem]:
-    """Each distinct path exists and, with `check_decode`, has >= 1 frame and its first frame decodes.
+    """Each distinct path stays inside the root, exists and, with `check_decode`, has a first frame that decodes.
+
+    A path that is absolute or resolves outside `root` (symbolic links included) is reported and
+    never opened.
 
     Args:
         rows: manifest or interview rows (anything with `path` and `row_number`).
@@ -185,17 +241,31 @@ def file_problems(rows: Sequence[_HasPath], root: str | Path, check_decode: bool
         by_path[row.path].append(row.row_number)
     problems: list[Problem] = []
     for rel, lines in tqdm(by_path.items(), desc="checking videos", unit="video", disable=not progress):
-        target = root / rel
-        try:
-            if not target.exists():
-                raise DataError(f"{target} does not exist")
-            if check_decode:
-                count_frames(target)
-                read_frames(target, [0])
-        except (DataError, UserError) as err:
-            more = f" (also rows {', '.join(map(str, lines[1:]))})" if len(lines) > 1 else ""
-            problems.append(Problem(lines[0], rel, f"{err}{more}"))
+        message = outside_root(rel, root) or _decode_problem(root / rel, check_decode)
+        if message is not None:
+            problems.append(Problem(lines[0], rel, f"{message}{_also_rows(lines)}"))
     return problems
+
+
+def _class_names(row: ManifestRow) -> list[str]:
+    """The row's classes as canonical lower-case names, empty parts dropped, each once."""
+    parts = (p.strip().lower() for p in row.labels.split(COMPOUND_SEPARATOR))
+    return list(dict.fromkeys(p for p in parts if p))
+
+
+def _count_classes(report: ValidationReport, first_rows: list[ManifestRow], known: tuple[str, ...]) -> None:
+    """Fill `class_counts` (classes that occur: known ones in their order, then the rest sorted) and `compound`."""
+    classes: Counter[str] = Counter()
+    for row in first_rows:
+        names = _class_names(row)
+        classes.update(names)
+        report.compound += len(names) > 1
+    report.class_counts = {c: classes[c] for c in known if classes[c]}
+    report.class_counts.update({c: n for c, n in sorted(classes.items()) if c not in known})
+
+
+EMPTY_MANIFEST = ("the manifest has no rows (a header only): add one row per sample, or build it with "
+                  "`emoclip manifest`")
 
 
 def validate_manifest(rows: list[ManifestRow], root: str | Path, check_decode: bool = True, progress: bool = False,
@@ -209,7 +279,8 @@ def validate_manifest(rows: list[ManifestRow], root: str | Path, check_decode: b
         progress: show a progress bar over the videos.
         known: the allowed class names.
     Returns:
-        ValidationReport; `report.ok` is False when a problem was found (problems sorted by row).
+        ValidationReport; `report.ok` is False when a problem was found (problems sorted by row); a
+        manifest without rows is a problem.
     """
     report = ValidationReport(num_rows=len(rows))
     report.split_counts = dict(Counter(r.split for r in rows))
@@ -218,13 +289,9 @@ def validate_manifest(rows: list[ManifestRow], root: str | Path, check_decode: b
         counts[row.split] = counts.get(row.split, 0) + 1
     first_rows = list({r.path: r for r in reversed(rows)}.values())
     report.num_paths = len(first_rows)
-    classes: Counter[str] = Counter()
-    for row in first_rows:
-        classes.update(set(row.label_list))
-        report.compound += len(row.label_list) > 1
-    report.class_counts = {c: classes[c] for c in known if classes[c]}
-    report.class_counts.update({c: n for c, n in sorted(classes.items()) if c not in known})
-    problems = _row_problems(rows, known) + _fold_problems(rows)
+    _count_classes(report, first_rows, known)
+    problems = [] if rows else [Problem(0, "", EMPTY_MANIFEST)]
+    problems += _row_problems(rows, known) + _fold_problems(rows)
     problems += file_problems(rows, root, check_decode, progress)
     report.problems = sorted(problems, key=lambda p: p.row_number)
     return report

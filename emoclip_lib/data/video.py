@@ -7,9 +7,12 @@ kept frames repeated from the first one) until the window is full, so sampling n
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +40,26 @@ def list_frame_files(folder: str | Path) -> list[Path]:
     """
     files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
     return sorted(files, key=lambda p: natural_key(p.name))
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code (FFmpeg, decord) writes to the process's stderr inside the block.
+
+    File descriptor 2 points to /dev/null inside the block and is restored after it, also on an
+    exception; Python-level text written to `sys.stderr` inside the block is dropped too, so keep
+    progress bars outside it.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _open_video(path: Path):  # -> decord.VideoReader

@@ -41,11 +41,42 @@ def save_features(table: pd.DataFrame, path: str | Path, extra: dict[str, Any] |
     return atomic_write(path, write)
 
 
+def _bad(path: Path, what: str) -> UserError:
+    """The one-line error for a damaged or hand-edited feature file."""
+    return UserError(f"{path} is not a valid feature file ({what}); re-create it with `emoclip features`")
+
+
+def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Shapes agree (one entry per video, one score column per item); returns the parsed settings."""
+    features, scores, items = arrays["features"], arrays["scores"], arrays["items"]
+    if features.ndim != 2 or items.ndim != 1 or scores.ndim != 2:
+        raise _bad(path, f"features must be (videos, values), items a list and scores (videos, items); got "
+                         f"shapes {features.shape}, {items.shape} and {scores.shape}")
+    if not all(np.issubdtype(arrays[k].dtype, np.number) for k in ("features", "scores", "n_windows")):
+        raise _bad(path, "features, scores and n_windows must hold numbers")
+    n = features.shape[0]
+    for key in ("path", "subject", "session", "n_windows", "scores"):
+        if arrays[key].ndim != (2 if key == "scores" else 1) or arrays[key].shape[0] != n:
+            raise _bad(path, f"{key} has shape {arrays[key].shape} but features has {n} rows: one entry per video")
+    if scores.shape[1] != items.shape[0]:
+        raise _bad(path, f"scores has {scores.shape[1]} columns but there are {items.shape[0]} items")
+    try:
+        settings = json.loads(str(arrays["settings"]))
+    except ValueError as err:
+        raise _bad(path, f"its settings entry is not valid JSON: {err}") from None
+    if not isinstance(settings, dict):
+        raise _bad(path, "its settings entry is not a JSON object")
+    return settings
+
+
 def load_features(path: str | Path) -> pd.DataFrame:
     """Read a feature file written by `save_features` back into a per-video table.
 
     Args:
         path: the `.npz` file.
+    Raises:
+        UserError: naming the file when it is missing, not an `.npz`, lacks an entry, or its entries
+            disagree (lengths, shapes, settings that are not JSON), e.g. after editing it by hand.
     """
     path = Path(path)
     if not path.is_file():
@@ -56,6 +87,7 @@ def load_features(path: str | Path) -> pd.DataFrame:
     except (OSError, ValueError, KeyError, EOFError) as err:
         raise UserError(f"{path} is not a feature file written by `emoclip features` ({err}); "
                         f"re-create it") from None
+    settings = _check_arrays(path, arrays)
     items = [str(i) for i in arrays["items"]]
     table = pd.DataFrame({"path": arrays["path"], "subject": arrays["subject"], "session": arrays["session"]})
     for k, item in enumerate(items):
@@ -63,5 +95,5 @@ def load_features(path: str | Path) -> pd.DataFrame:
     table["n_windows"] = arrays["n_windows"]
     table["features"] = list(arrays["features"])
     table.attrs["items"] = items
-    table.attrs["settings"] = json.loads(str(arrays["settings"]))
+    table.attrs["settings"] = settings
     return table

@@ -1,15 +1,16 @@
 """Interview features for symptom-severity regression: window embeddings summarised per video and subject.
 
 Each video of an interview manifest is cut into windows and embedded by an encoder
-(`features.window_cache`: "emoclip" or the "clip_frame_avg" baseline, cached on disk); the window
-embeddings are summarised per video (`aggregate`: mean, std, ...) and optionally per subject.
+(`features.window_cache`: "emoclip" or the "clip_frame_avg" baseline, cached on disk; both from one pass
+over each video when they share a model); the window embeddings are summarised per video (`aggregate`:
+mean, std, ...) and optionally per subject.
 """
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from ..data import FaceCrop
 from ..data import read_interview_manifest
 from ..errors import DataError, UserError
-from ..features import cached_window_embeddings, make_encoder
+from ..features import cached_window_embeddings_multi, make_encoder
 
 STATS: tuple[str, ...] = ("mean", "std", "max", "min", "median", "q10", "q90")  # any q1..q99 works too
 STAT_PATTERN = re.compile(r"mean|std|max|min|median|q([1-9]|[1-9][0-9])")  # the statistics `aggregate` knows
@@ -70,18 +71,42 @@ def _read_checked_manifest(manifest_path: str | Path, root: str | Path) -> tuple
     return rows, items
 
 
-def extract_features(manifest_path: str | Path, root: str | Path, model: nn.Module, encoder: str = "emoclip",
-                     cache_dir: str | Path = "feature_cache", clip_len: int = 32, downsample: int = 4,
-                     stride: int | None = None, crop: FaceCrop | None = None,
-                     stats: Sequence[str] = ("mean", "std"), device: str | torch.device = "cpu",
-                     batch: int = 16, progress: bool = True) -> pd.DataFrame:
+def _encoder_models(model: nn.Module | Mapping[str, nn.Module], names: list[str]) -> dict[str, nn.Module]:
+    """Encoder name -> model (in eval mode): one model for every encoder, or a mapping name -> model."""
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"give one or more distinct encoders, got {names}")
+    if not isinstance(model, Mapping):
+        return {name: model.eval() for name in names}
+    missing = [name for name in names if name not in model]
+    if missing:
+        raise UserError(f"no model given for encoder {missing[0]!r} (models for: {', '.join(model)})")
+    return {name: model[name].eval() for name in names}
+
+
+def _table(records: list[dict], items: list[str], settings: dict) -> pd.DataFrame:
+    table = pd.DataFrame(records, columns=["path", "subject", "session", *items, "n_windows", "features"])
+    table.attrs["items"] = list(items)
+    table.attrs["settings"] = settings
+    return table
+
+
+def extract_features(manifest_path: str | Path, root: str | Path, model: nn.Module | Mapping[str, nn.Module],
+                     encoder: str | Sequence[str] = "emoclip", cache_dir: str | Path = "feature_cache",
+                     clip_len: int = 32, downsample: int = 4, stride: int | None = None,
+                     crop: FaceCrop | None = None, stats: Sequence[str] = ("mean", "std"),
+                     device: str | torch.device = "cpu", batch: int = 16, progress: bool = True,
+                     precision: str = "fp32") -> pd.DataFrame | dict[str, pd.DataFrame]:
     """Features of every video of an interview manifest (cached window embeddings, aggregated).
+
+    Several encoders at once (`encoder=("emoclip", "clip_frame_avg")`) decode and encode each video once
+    for all the encoders that share one model object; the tables are those of one call per encoder.
 
     Args:
         manifest_path: interview manifest (`path,subject,session,<items...>`).
         root: folder the manifest paths are relative to.
-        model: `EmoCLIP` model on `device` (put in eval mode here).
-        encoder: "emoclip" or "clip_frame_avg".
+        model: `EmoCLIP` model on `device` (put in eval mode here), or a mapping encoder -> model (as
+            `pipeline.regression.load_encoders` returns; the same object for two encoders shares the pass).
+        encoder: "emoclip" or "clip_frame_avg", or a sequence of them.
         cache_dir: window-embedding cache folder.
         clip_len: kept frames per window (paper: 32).
         downsample: keep every `downsample`-th frame (paper's zero-shot runs: 4).
@@ -91,29 +116,31 @@ def extract_features(manifest_path: str | Path, root: str | Path, model: nn.Modu
         device: where the model runs.
         batch: windows encoded at once.
         progress: progress bar over videos.
+        precision: frame-encoding precision, "fp32" (default), "bf16", "fp16" or "auto".
     Returns:
         one row per video: path, subject, session, one column per item (NaN = missing), n_windows,
-        features (ndarray); `attrs["items"]` lists the items, `attrs["settings"]` the settings.
+        features (ndarray); `attrs["items"]` lists the items, `attrs["settings"]` the settings. For a
+        sequence of encoders, a dict encoder -> such a table.
     """
+    names = [encoder] if isinstance(encoder, str) else list(encoder)
     rows, items = _read_checked_manifest(manifest_path, root)
     aggregate(np.zeros((1, 1)), stats)  # checks the statistic names before any encoding
-    enc = make_encoder(model.eval(), encoder)
-    records = []
-    for row in tqdm(rows, desc=f"features ({encoder})", unit="video", disable=not progress):
+    encs = [make_encoder(m, name) for name, m in _encoder_models(model, names).items()]
+    records: dict[str, list[dict]] = {name: [] for name in names}
+    for row in tqdm(rows, desc=f"features ({', '.join(names)})", unit="video", disable=not progress):
         try:
-            starts, emb = cached_window_embeddings(enc, Path(root) / row.path, cache_dir, clip_len, downsample,
-                                                   stride, device, crop, batch)
+            found = cached_window_embeddings_multi(encs, Path(root) / row.path, cache_dir, clip_len, downsample,
+                                                   stride, device, crop, batch, precision=precision)
         except UserError as err:
             raise type(err)(f"{manifest_path}:{row.row_number}: {err}") from None
         scores = {i: np.nan if row.scores[i] is None else row.scores[i] for i in items}
-        records.append({"path": row.path, "subject": row.subject, "session": row.session, **scores,
-                        "n_windows": len(starts), "features": aggregate(emb, stats)})
-    table = pd.DataFrame(records, columns=["path", "subject", "session", *items, "n_windows", "features"])
-    table.attrs["items"] = list(items)
-    table.attrs["settings"] = {"encoder": encoder, "clip_len": clip_len, "downsample": downsample,
-                               "stride": clip_len if stride is None else stride, "stats": list(stats),
-                               "crop": None if crop is None else json.loads(crop.key())}
-    return table
+        for name, (starts, emb) in found.items():
+            records[name].append({"path": row.path, "subject": row.subject, "session": row.session, **scores,
+                                  "n_windows": len(starts), "features": aggregate(emb, stats)})
+    common = {"clip_len": clip_len, "downsample": downsample, "stride": clip_len if stride is None else stride,
+              "stats": list(stats), "crop": None if crop is None else json.loads(crop.key())}
+    tables = {name: _table(records[name], items, {"encoder": name, **common}) for name in names}
+    return tables[encoder] if isinstance(encoder, str) else tables
 
 
 def feature_matrix(table: pd.DataFrame) -> np.ndarray:

@@ -37,10 +37,13 @@ class RegressionResult:
             "average" hold the mean over items of pcc/ccc/mae/rmse; their CI columns are NaN and
             their `n` is <NA> (a mean of per-item CIs is not a CI).
         predictions: (item, method) -> out-of-fold `CVResult`, for scatter plots.
+        skipped: item -> why it was left out (every score equal, too few scored samples...); a
+            skipped item has no rows, so that every average is over the same items.
     """
 
     table: pd.DataFrame
     predictions: dict[tuple[str, str], CVResult] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def predictions_frame(self) -> pd.DataFrame:
         """Long frame of every out-of-fold prediction: item, method, sample, group, fold, y_true, y_pred."""
@@ -179,6 +182,33 @@ def _check_items(scores: Mapping[str, Any], models: Sequence[str]) -> list[str]:
     return items
 
 
+def _check_varies(y: np.ndarray) -> None:
+    """Raise UserError when an item's (two or more) non-missing scores are all equal: nothing to correlate."""
+    seen = y[~np.isnan(y)]
+    if seen.size > 1 and np.unique(seen).size == 1:
+        raise UserError(f"every score is {seen[0]:g}: the correlations (PCC, CCC) of a constant target are "
+                        f"undefined; check the item's column in the interview manifest")
+
+
+def _regress_item(item: str, feats: np.ndarray, y: np.ndarray, g: np.ndarray, methods: Sequence[str],
+                  opts: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[tuple[str, str], CVResult]]:
+    """Rows and out-of-fold predictions of one item over `methods`; raises UserError "method: why"."""
+    rows, preds = [], {}
+    for method in methods:
+        try:
+            if method == "mean":
+                res = mean_baseline_cv(y, g, outer_folds=opts["outer_folds"], seed=opts["seed"])
+            else:
+                res = grouped_nested_cv(feats, y, g, model=method, outer_folds=opts["outer_folds"],
+                                        inner_folds=opts["inner_folds"], seed=opts["seed"],
+                                        param_grid=opts["grids"].get(method))
+        except UserError as err:
+            raise UserError(f"{method}: {err}") from None
+        preds[(item, method)] = res
+        rows.append(_score_row(item, res, opts["aggregate"], opts["n_boot"], opts["seed"], opts["alpha"]))
+    return rows, preds
+
+
 def regress_items(features: Any, scores: Mapping[str, Any], groups: Any,
                   models: Sequence[str] = MODELS, seed: int = 0, n_boot: int = 1000,
                   outer_folds: int = 5, inner_folds: int = 3,
@@ -187,7 +217,10 @@ def regress_items(features: Any, scores: Mapping[str, Any], groups: Any,
     """Cross-validated regression of every symptom item from the features, with a mean baseline.
 
     Each item is fitted separately; samples with a NaN score for an item are left out of that
-    item only. All items and methods share the same subject folds (same `seed`).
+    item only. All items and methods share the same subject folds (same `seed`). An item that
+    cannot be scored (every score equal, too few scored samples, a fold without scored training
+    subjects) is skipped with its reason in `RegressionResult.skipped`; when every item is, the
+    reasons are raised as one UserError.
 
     Args:
         features: (N, D) embeddings, one row per subject or per video.
@@ -204,30 +237,40 @@ def regress_items(features: Any, scores: Mapping[str, Any], groups: Any,
         progress: show a progress bar over (item, method) fits.
     """
     items = _check_items(scores, models)
-    grids = dict(param_grids or {})
+    opts = {"grids": dict(param_grids or {}), "outer_folds": outer_folds, "inner_folds": inner_folds,
+            "seed": seed, "n_boot": n_boot, "alpha": alpha, "aggregate": aggregate}
     feats = as_features(features)
     g = as_groups(groups, feats.shape[0])
     methods = ["mean", *models]
-    rows, preds = [], {}
-    bar = tqdm(total=len(items) * len(methods), desc="regression", disable=not progress)
-    for item, values in zip(items, scores.values()):
-        y = as_target(values, feats.shape[0], item)
-        for method in methods:
-            try:
-                if method == "mean":
-                    res = mean_baseline_cv(y, g, outer_folds=outer_folds, seed=seed)
-                else:
-                    res = grouped_nested_cv(feats, y, g, model=method, outer_folds=outer_folds,
-                                            inner_folds=inner_folds, seed=seed, param_grid=grids.get(method))
-            except UserError as err:
-                raise UserError(f"item {item!r}, {method}: {err}") from None
-            preds[(item, method)] = res
-            rows.append(_score_row(item, res, aggregate, n_boot, seed, alpha))
-            bar.update(1)
-    bar.close()
+    targets = {item: as_target(values, feats.shape[0], item) for item, values in zip(items, scores.values())}
+    rows, preds, skipped = _regress_targets(targets, feats, g, methods, opts, progress)
+    if not rows:
+        reasons = [f"item {item!r}: {why}" for item, why in skipped.items()]
+        head = "cannot regress " if len(reasons) == 1 else "no item can be regressed: "
+        raise UserError(head + "; ".join(reasons))
     table = pd.DataFrame(rows + _average_rows(rows, methods), columns=list(TABLE_COLUMNS))
     table["n"] = table["n"].astype("Int64")
-    return RegressionResult(table=table, predictions=preds)
+    return RegressionResult(table=table, predictions=preds, skipped=skipped)
+
+
+def _regress_targets(targets: dict[str, np.ndarray], feats: np.ndarray, g: np.ndarray, methods: Sequence[str],
+                     opts: dict[str, Any], progress: bool) -> tuple[list, dict, dict[str, str]]:
+    """Rows, predictions and skipped items (item -> reason) of every item; an item that fails is skipped."""
+    rows, preds, skipped = [], {}, {}
+    bar = tqdm(total=len(targets) * len(methods), desc="regression", disable=not progress)
+    for item, y in targets.items():
+        try:
+            _check_varies(y)
+            more, found = _regress_item(item, feats, y, g, methods, opts)
+        except UserError as err:
+            skipped[item] = str(err)
+            continue
+        finally:
+            bar.update(len(methods))
+        rows += more
+        preds.update(found)
+    bar.close()
+    return rows, preds, skipped
 
 
 def reference_agreement(predictions: pd.DataFrame, reference: pd.DataFrame,

@@ -9,6 +9,10 @@ Layout under `cache_dir`:
 - `text/<fingerprint>.pt`: caption embeddings of a frozen text tower, keyed by sha256 of the text.
 Every file is written atomically (temporary file + rename): a killed build resumes where it stopped.
 View v of a clip is `VideoDataset(train=True, augment=...)` item after `set_epoch(v)`.
+
+Each distinct frame of a clip view is encoded once: a short clip looped to `clip_len` positions (a 15-frame
+clip in a 32-frame window) encodes its 15 frames and the embeddings are placed back into the (T, D) window.
+Frames are encoded at most `runtime.frame_batch_size(device)` per pass of the image tower.
 """
 from __future__ import annotations
 
@@ -26,11 +30,13 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from .hashing import ContentHasher, tower_fingerprint
+from .windows import encode_frames_in_passes
 from ..data import VideoDataset, collate
 from ..errors import DataError
 from ..io_utils import atomic_torch_save, atomic_write
 from ..data import ManifestRow
 from ..data import tokenize
+from ..runtime import frame_batch_size, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +123,8 @@ def build_frame_cache(model: nn.Module, rows: Sequence[ManifestRow], root: str |
                       prep: Preprocessing, views: Sequence[int], cache_dir: str | Path,
                       device: str | torch.device = "cpu", shard: range | None = None, writer: str = "main",
                       batch_size: int = 8, num_workers: int = 0, on_error: str = "skip", progress: bool = True,
-                      fingerprint: str | None = None) -> dict[int, dict[int, str | None]]:
+                      fingerprint: str | None = None, frames_per_pass: int | None = None,
+                      precision: str = "fp32") -> dict[int, dict[int, str | None]]:
     """Compute the missing frame-embedding entries of `rows` (those in `shard`) for every view.
 
     Args:
@@ -136,6 +143,11 @@ def build_frame_cache(model: nn.Module, rows: Sequence[ManifestRow], root: str |
         on_error: "skip" marks an unreadable clip None; "fail" raises DataError.
         progress: show progress bars.
         fingerprint: `tower_fingerprint(model, "visual")` when already known (hashing big towers takes time).
+        frames_per_pass: most distinct frames per pass of the image tower (None: `runtime.frame_batch_size`,
+            32 on the CPU, unlimited on a GPU); fp32 entries do not depend on it on 1-2 CPU threads
+            (`windows.encode_frames_in_passes`).
+        precision: "fp32" (default), "bf16", "fp16" or "auto" (`runtime.autocast_context`); entries of
+            another precision than fp32 have their own keys.
     Returns:
         view -> row index -> entry path (None for unreadable clips), for the shard's rows.
     """
@@ -143,17 +155,21 @@ def build_frame_cache(model: nn.Module, rows: Sequence[ManifestRow], root: str |
     shard = range(len(rows)) if shard is None else shard
     hasher = ContentHasher(cache_dir / "hashes", writer)
     fingerprint = fingerprint or tower_fingerprint(model, "visual")
+    resolved = resolve_precision(device, precision)
+    if resolved != "fp32":  # fp32 keys are those of earlier versions: their entries still hit
+        fingerprint = f"{fingerprint}+{resolved}"
     job = _plan(rows, root, prep, views, shard, cache_dir, fingerprint, hasher, on_error, progress)
     if hasher.computed:
         hasher.save()
     total = sum(len(t) for t in job.todo.values())
     dataset = VideoDataset(list(rows), root, classes, prep.clip_len, prep.downsample, prep.size, prep.train,
-                           prep.augment, prep.seed, on_error)
+                           prep.augment, prep.seed, on_error, return_indices=True)
+    encoder = _FrameEncoder(model, device, frame_batch_size(device, frames_per_pass), resolved)
     with tqdm(total=total, desc="caching frame features", disable=not progress or total == 0) as bar:
         for view in views:
             if job.todo[view]:
                 dataset.set_epoch(view)
-                _encode(model, dataset, job.todo[view], job.paths[view], device, batch_size, num_workers, bar)
+                _encode(encoder, dataset, job.todo[view], job.paths[view], batch_size, num_workers, bar)
     return job.paths
 
 
@@ -161,8 +177,48 @@ def _collate_counted(items: list[Any]) -> tuple[Any, int]:
     return collate(items), len(items)
 
 
-def _encode(model: nn.Module, dataset: VideoDataset, todo: list[int], paths: dict[int, str | None],
-            device: str | torch.device, batch_size: int, num_workers: int, bar: tqdm) -> None:
+def distinct_frames(frame_indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Positions of the distinct frames of each clip, and where every position finds its frame.
+
+    Args:
+        frame_indices: (B, T) frame index of every position of every clip.
+    Returns:
+        (keep, inverse): keep (U, 2) long (clip, position) of the first occurrence of each distinct frame,
+        inverse (B, T) long index into keep; None when no clip repeats a frame.
+    """
+    keep, inverse = [], torch.empty(frame_indices.shape, dtype=torch.long)
+    for b, row in enumerate(frame_indices.tolist()):
+        first: dict[int, int] = {}
+        for t, frame in enumerate(row):
+            if frame not in first:
+                first[frame] = len(keep)
+                keep.append((b, t))
+            inverse[b, t] = first[frame]
+    if len(keep) == frame_indices.numel():
+        return None
+    return torch.tensor(keep, dtype=torch.long).view(-1, 2), inverse
+
+
+@dataclass
+class _FrameEncoder:
+    """How clip frames are encoded: the model, its device, frames per pass and the (resolved) precision."""
+
+    model: nn.Module
+    device: str | torch.device
+    per_pass: int | None
+    precision: str
+
+    def __call__(self, frames: torch.Tensor, frame_indices: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, 3, S, S) frames of B clips (and their (B, T) frame indices) -> (B, T, D) float32 on the CPU."""
+        b, t = frames.shape[:2]
+        plan = None if frame_indices is None else distinct_frames(frame_indices)
+        flat = frames.flatten(0, 1) if plan is None else frames[plan[0][:, 0], plan[0][:, 1]]  # (U, 3, S, S)
+        feats = encode_frames_in_passes(self.model, flat, self.device, self.per_pass, self.precision).cpu()
+        return feats.view(b, t, -1) if plan is None else feats[plan[1]]  # (B, T, D)
+
+
+def _encode(encoder: _FrameEncoder, dataset: VideoDataset, todo: list[int], paths: dict[int, str | None],
+            batch_size: int, num_workers: int, bar: tqdm) -> None:
     """Encode the `todo` clips of one view and write one entry file per clip."""
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, collate_fn=_collate_counted,
                         num_workers=num_workers)
@@ -170,7 +226,7 @@ def _encode(model: nn.Module, dataset: VideoDataset, todo: list[int], paths: dic
     with torch.no_grad():
         for batch, count in loader:
             if batch is not None:
-                feats = model.encode_frames(batch["frames"].to(device)).float().cpu().numpy()  # (B, T, D)
+                feats = encoder(batch["frames"], batch.get("frame_indices")).numpy()  # (B, T, D)
                 for index, array in zip(batch["index"].tolist(), feats):
                     _save_array(np.ascontiguousarray(array), Path(paths[index]))  # type: ignore[arg-type]
                     done.add(index)

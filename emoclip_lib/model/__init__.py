@@ -2,6 +2,7 @@
 from .checkpoint import build_model as build_model
 from .checkpoint import load_checkpoint as load_checkpoint
 from .checkpoint import save_checkpoint as save_checkpoint
+from .checkpoint import with_text_tower as with_text_tower
 from .clip import build_clip_from_state_dict as build_clip_from_state_dict
 from .clip import load_clip as load_clip
 from .clip_text import encode_text_trimmed as encode_text_trimmed

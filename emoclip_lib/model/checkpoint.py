@@ -1,6 +1,7 @@
 """Build, save and load EmoCLIP models: this project's checkpoints and the official EmoCLIP state dicts."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -75,12 +76,38 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", heads:
         raise UserError(f"{path} is not a readable PyTorch checkpoint ({err.__class__.__name__}: {first})") from err
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         model = _from_project_payload(obj, path)
+        model.source = {"format": FORMAT, "path": str(path)}
     else:
         state = obj.get("state_dict", obj.get("model", obj)) if isinstance(obj, dict) else None
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise UserError(f"{path} holds no state dict of tensors: expected an EmoCLIP checkpoint")
         model = from_official_state(official.strip_ddp_prefix(state), heads=heads, source=str(path))
+        model.source = {"format": "official", "path": str(path)}
+    model.source.update(layout=model.config.temporal.layout, visual_only=isinstance(model.backbone, VisualOnlyCLIP))
     return model.eval().to(device)
+
+
+def with_text_tower(model: EmoCLIP, clip: nn.Module) -> EmoCLIP:
+    """A full EmoCLIP model from a visual-only one (the official downstream weights) and a CLIP.
+
+    EmoCLIP keeps CLIP's text tower frozen, so CLIP's own text tower and logit scale complete the
+    model: the visual tower and the temporal transformer come from `model`, the rest from `clip`.
+
+    Args:
+        model: an EmoCLIP model (typically `load_checkpoint` of a downstream checkpoint).
+        clip: an OpenAI CLIP model of the same architecture (`load_clip("ViT-B/32")`).
+    """
+    if int(clip.visual.output_dim) != int(model.temporal.cls_token.shape[-1]):
+        raise UserError(f"the text tower's CLIP embeds in {int(clip.visual.output_dim)} dimensions but the "
+                        f"checkpoint in {int(model.temporal.cls_token.shape[-1])}: use the CLIP it was trained on")
+    backbone = copy.deepcopy(clip).to(next(model.parameters()).device)
+    backbone.visual = model.backbone.visual
+    full = EmoCLIP(backbone, model.config, embed_dim=int(clip.visual.output_dim))
+    full.temporal.load_state_dict(model.temporal.state_dict())
+    with torch.no_grad():
+        full.logit_scale.copy_(clip.logit_scale.detach().float().reshape(()))
+    full.head_state, full.source = dict(model.head_state), {**getattr(model, "source", {}), "visual_only": False}
+    return full.eval()
 
 
 def _from_project_payload(obj: dict, path: Path) -> EmoCLIP:
@@ -128,7 +155,7 @@ def from_official_state(state: dict[str, torch.Tensor], heads: int = 8, source: 
     visual_only = "text_projection" not in backbone_state
     backbone = _build_backbone(backbone_state, visual_only, source)
     shape = official.temporal_shape(state, heads)
-    config = ModelConfig(backbone=source, temporal=TemporalConfig(**shape))
+    config = ModelConfig(backbone=source, temporal=TemporalConfig(**shape, layout="official"))
     model = EmoCLIP(backbone, config, embed_dim=_embed_dim(backbone))
     full = {f"backbone.{k}": v for k, v in backbone.state_dict().items()}
     full.update(temporal)

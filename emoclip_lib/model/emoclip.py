@@ -142,6 +142,7 @@ class EmoCLIP(nn.Module):
         init = init_scale.detach().float().clone() if init_scale is not None else torch.tensor(4.6052)
         self.logit_scale = nn.Parameter(init.reshape(()))
         self.head_state: dict[str, torch.Tensor] = {}  # official downstream MLP head, kept as loaded
+        self.source: dict = {}  # where the weights came from (`checkpoint.load_checkpoint` fills it)
         self.apply_freezing()
 
     def apply_freezing(self) -> None:

@@ -1,5 +1,6 @@
 """The notebooks' stages, the run folder they share, settings and profiles, and `emoclip reproduce`/`train`."""
 from .curation import curate_run as curate_run
+from .evaluation import comparison_table as comparison_table
 from .evaluation import results_table as results_table
 from .evaluation import run_zeroshot as run_zeroshot
 from .evaluation import spread_table as spread_table

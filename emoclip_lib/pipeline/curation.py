@@ -6,7 +6,7 @@ from typing import Any
 
 from ..captions import CurationReport, curate, summary_json
 from ..data import read_manifest, write_manifest
-from .prepare import dataset_paths, load_results
+from .prepare import dataset_paths, load_results, train_dataset
 from .run_dir import CURATED_MANIFEST, write_stage
 from .settings import RunSettings
 
@@ -25,14 +25,15 @@ def curate_run(run_dir: str | Path, settings: RunSettings | None = None, progres
     settings = (settings or RunSettings()).replace(params, where="curate_run")
     cur, run = settings.curation, Path(run_dir)
     prepared = load_results(run)
-    manifest, root = dataset_paths(run, "train", prepared)
+    train = train_dataset(prepared)
+    manifest, root = dataset_paths(run, train["name"], prepared)
     curated, report = curate(read_manifest(manifest), shorten=cur.shorten, max_tokens=cur.max_tokens,
                              threshold=cur.near_duplicate_threshold, seed=settings.seed, progress=progress)
     write_manifest(curated, run / CURATED_MANIFEST)
     results = {
-        "dataset": prepared["datasets"]["train"]["name"],
+        "dataset": train["name"],
         "curated_manifest": CURATED_MANIFEST,
-        "root": prepared["datasets"]["train"]["root"],
+        "root": train["root"],
         "seed": settings.seed,
         **summary_json(report),
     }

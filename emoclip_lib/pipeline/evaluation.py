@@ -1,4 +1,10 @@
-"""Notebook 04's entry point: every zero-shot protocol of a run, written to `04_results.json`."""
+"""Notebook 04's entry point: every zero-shot protocol of a run, written to `04_results.json`, and its tables.
+
+`04_results.json`: {"protocol": {...}, "models": {checkpoint: what it is}, "datasets": {display name:
+{"kind": "within" | "cross" | "given checkpoint", "classes", "records": [per (method, seed, model_fold,
+fold): n, uar, war, uar_official, per_class_recall], "summary": {method: mean and std}}}, "finding",
+"compound", "loco", "table" (the paper's layout), "comparison" (beside the reported numbers), "seeds"}.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +12,14 @@ from typing import Any
 
 import pandas as pd
 
+from ..zeroshot import METHOD_LABELS, REPORTED_RESULTS, paper_table
+from .loco import compound_evaluation, leave_one_class_out
 from .run_dir import write_stage
 from .settings import RunSettings
-from .loco import compound_evaluation, leave_one_class_out
-from .zeroshot import METHODS, EvalContext, evaluate_dataset, finding
-from ..zeroshot import paper_table
+from .zeroshot import EvalContext, evaluate_datasets, finding
+
+# our method -> the paper's row it stands beside (names aligned with REPORTED_RESULTS)
+PAPER_ROWS: dict[str, str] = {"emoclip": "EmoCLIP", "clip_names": "CLIP ViT-B/32"}
 
 
 def _plain(result: dict[str, Any]) -> dict[str, Any]:
@@ -23,13 +32,25 @@ def results_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Mean UAR/WAR (percent) in the paper's layout: method x dataset.
 
     Args:
-        results: {key: evaluate_dataset output}.
+        results: {dataset: as from `zeroshot.evaluate_datasets`}.
     """
-    pairs = {}
-    for res in results.values():
-        for method in METHODS:
-            s = res["summary"][method]
-            pairs[(method, res["dataset"])] = (s["uar"]["mean"], s["war"]["mean"])
+    pairs = {(METHOD_LABELS[m], name): (s["uar"]["mean"], s["war"]["mean"])
+             for name, res in results.items() for m, s in res["summary"].items()}
+    return paper_table(pairs)
+
+
+def comparison_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """This run's EmoCLIP and CLIP class-name baseline beside the numbers the paper reports (percent).
+
+    Args:
+        results: {dataset: as from `zeroshot.evaluate_datasets`}.
+    """
+    pairs: dict[tuple[str, str], tuple[float, float]] = {}
+    for ours, paper in PAPER_ROWS.items():
+        pairs.update({(f"{paper} (reported)", d): tuple(v / 100 for v in uw)
+                      for (m, d), uw in REPORTED_RESULTS.items() if m == paper})
+        pairs.update({(f"{METHOD_LABELS[ours]} (this run)", name): (s["uar"]["mean"], s["war"]["mean"])
+                      for name, res in results.items() for m, s in res["summary"].items() if m == ours})
     return paper_table(pairs)
 
 
@@ -37,16 +58,16 @@ def spread_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Mean ± std of UAR and WAR over seeds and folds, as text, one row per (dataset, method).
 
     Args:
-        results: {key: evaluate_dataset output}.
+        results: {dataset: as from `zeroshot.evaluate_datasets`}.
     """
     rows = []
-    for res in results.values():
-        for method in METHODS:
-            s = res["summary"][method]
-            rows.append({"dataset": res["dataset"], "method": method,
+    for name, res in results.items():
+        for method, s in res["summary"].items():
+            n = [r["n"] for r in res["records"] if r["method"] == method]
+            rows.append({"dataset": name, "scored as": res["kind"], "method": METHOD_LABELS[method],
                          "UAR %": f"{100 * s['uar']['mean']:.1f} ± {100 * s['uar']['std']:.1f}",
                          "WAR %": f"{100 * s['war']['mean']:.1f} ± {100 * s['war']['std']:.1f}",
-                         "runs x folds": s["folds"]})
+                         "models x folds": s["folds"], "clips per fold": f"{min(n)}-{max(n)}"})
     return pd.DataFrame(rows)
 
 
@@ -61,24 +82,27 @@ def run_zeroshot(run_dir: str | Path, settings: RunSettings | None = None, progr
     """Within- and cross-dataset zero-shot scores, compound emotions and leave-one-class-out.
 
     Args:
-        run_dir: run directory after notebook 03.
-        settings: the run's settings (`settings.eval`, `device`, `descriptions`; default `RunSettings()`).
+        run_dir: run directory after notebook 03 (or after notebook 01 with `checkpoint` given).
+        settings: the run's settings (`settings.eval`, `checkpoint`, `device`, `descriptions`; default
+            `RunSettings()`).
         progress: show progress bars.
-        params: flat-named parameters over `settings` (`loco`, `loco_epochs`, `descriptions`, `device`).
+        params: flat-named parameters over `settings`.
     """
     settings = (settings or RunSettings()).replace(params, where="run_zeroshot")
-    ctx = EvalContext(run_dir, settings.device, settings.descriptions)
-    datasets = {"within": evaluate_dataset(ctx, "train", within=True)}
-    if ctx.prepared["datasets"]["eval"]["name"] != ctx.prepared["datasets"]["train"]["name"]:
-        datasets["cross"] = evaluate_dataset(ctx, "eval", within=False)
-    loco = settings.eval.loco
+    ctx = EvalContext(run_dir, settings)
+    datasets = evaluate_datasets(ctx)
+    trains = ctx.trained is not None and ctx.prepared["train"] is not None
     results = {
+        "protocol": {**vars(ctx.protocol), "split": "test", "single_label_only": True},
+        "models": {r["checkpoint"]: ctx.record(r["checkpoint"]) for r in ctx.runs()},
         "datasets": {k: _plain(v) for k, v in datasets.items()},
         "finding": finding(datasets),
-        "compound": compound_evaluation(ctx),
-        "loco": leave_one_class_out(ctx, epochs=settings.eval.loco_epochs, progress=progress) if loco else [],
+        "compound": compound_evaluation(ctx) if trains and settings.eval.compound else {"n": 0, "runs": []},
+        "loco": leave_one_class_out(ctx, progress) if trains and settings.eval.loco else
+        {"classes": [], "skipped": [], "settings": None},
         "table": _flat(results_table(datasets)),
-        "seeds": sorted({r["seed"] for r in ctx.trained["runs"]}),
+        "comparison": _flat(comparison_table(datasets)),
+        "seeds": sorted({r["seed"] for r in ctx.runs() if r["seed"] is not None}),
     }
     write_stage(ctx.run, "04", results)
     return ctx, {**results, "full": datasets}

@@ -1,112 +1,146 @@
 """Notebook 04's harder protocols: leave-one-class-out training and compound-emotion evaluation.
 
-Leave-one-class-out (as the official scripts do): drop every training sample containing class c,
-train against the same recipe, then test on c's samples against all classes' descriptions; c was never
-seen in training, so its recall measures zero-shot transfer to an unseen emotion.
-Compound emotions are represented by the mean of their components' text embeddings (the paper's rule).
+Leave-one-class-out (as the official `train_loo.py`): for each held-out class c and fold, every training clip
+of c is dropped, a model is trained with the notebook-03 recipe, pairing each clip with its class's
+description (`loco_text="descriptions"`, official) or its caption, and c's single-label test clips of that
+fold are classified among all classes; c was never seen, so its recall (`zeroshot.loco_recall`, the one
+definition: single-label clips of c) measures transfer to an unseen emotion. A (fold, class) without a test
+clip is skipped with a note before any training. Compound emotions: MAFW's compound test clips are scored
+among the single classes and the compounds (each the mean of its components' text embeddings, the paper's
+rule), by the models trained on single-label clips only.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import dataclasses
+from typing import Any
 
 import numpy as np
 
-from ..data import COMPOUND_SEPARATOR
+from ..data import COMPOUND_SEPARATOR, load_descriptions, select
+from ..errors import UserError
 from ..features import pool_windows
-from ..zeroshot import unique_rows
-from ..data import select
 from ..model import ModelConfig
-from .training import train_fold
-from .zeroshot import EvalContext
 from ..train import TrainConfig
-from ..zeroshot import zero_shot_predict
-from ..zeroshot import class_embeddings, compound_embeddings, label_indices, label_space
-from ..zeroshot import evaluate
+from ..zeroshot import (METHODS, compound_embeddings, eval_frame_features, evaluate, label_indices, label_space,
+                        loco_recall, scored_clips, zero_shot_predict)
+from .training import train_fold, training_rows
+from .zeroshot import EvalContext
 
 
-def _recall_of(video: Any, text: Any, target: int) -> float:
-    _, pred = zero_shot_predict(video, text)
-    return float(np.mean(np.asarray(pred) == target)) if len(pred) else float("nan")
+def _features(ctx: EvalContext, checkpoint: str, clips: list, root: Any, classes: tuple[str, ...]) -> tuple:
+    p = ctx.protocol
+    return eval_frame_features(ctx.model(checkpoint), clips, root, classes, p.clip_len, p.downsample, ctx.cache,
+                               ctx.device, False, p.window == "random", p.seed, p.precision)
 
 
-def held_out_recall(ctx: EvalContext, model: Any, feats: Any, classes: Sequence[str], target: int) -> dict[str, float]:
-    """Recall of class `target` on its test clips for EmoCLIP and the two CLIP baselines.
+def loco_plan(ctx: EvalContext) -> tuple[list[tuple[int | None, str, list]], list[dict[str, Any]]]:
+    """The (fold, class, test clips) trainings to run and the skipped ones with why, decided before training.
 
     Args:
-        ctx: evaluation context.
-        model: EmoCLIP model.
-        feats: (N, T, D) frame features of the class's test clips.
-        classes: label space.
-        target: index of the held-out class.
+        ctx: evaluation context (notebook 03 done).
     """
-    emo = pool_windows(model, feats.to(ctx.device)).cpu()
-    avg = pool_windows(model, feats, "clip_frame_avg")
-    desc = class_embeddings(model.encode_text, classes, "description", ctx.descriptions)
-    names = class_embeddings(model.encode_text, classes, "name", ctx.descriptions)
-    return {"emoclip": _recall_of(emo, desc, target), "clip_names": _recall_of(avg, names, target),
-            "clip_descriptions": _recall_of(avg, desc, target)}
+    name = ctx.prepared["train"]
+    rows, _, classes = ctx.rows(name)
+    chosen = ctx.settings.eval.loco_classes or list(classes)
+    unknown = [c for c in chosen if c not in classes]
+    if unknown:
+        raise UserError(f"loco_classes {unknown} are not classes of {ctx.display(name)} ({', '.join(classes)})")
+    trained = [r["fold"] for r in ctx.runs()]
+    folds = ctx.settings.eval.loco_folds or trained[:1]
+    jobs, skipped = [], []
+    for fold in folds:
+        if fold not in trained:
+            raise UserError(f"loco_folds: fold {fold} was not trained by notebook 03 (trained: {trained})")
+        test = scored_clips(rows, fold)
+        for cls in chosen:
+            mine = [r for r in test if r.labels == cls]
+            if mine:
+                jobs.append((fold, cls, mine))
+            else:
+                skipped.append({"fold": fold, "class": cls, "reason": "no single-label test clip of the class"})
+    return jobs, skipped
 
 
-def leave_one_class_out(ctx: EvalContext, held_out: Sequence[str] | None = None, epochs: int | None = None,
-                        progress: bool = False) -> list[dict[str, Any]]:
-    """Train without each class in turn and measure the held-out class's recall (first seed, first fold).
+def _held_out_rows(ctx: EvalContext, fold: int | None, cls: str) -> tuple[list, Any]:
+    """Training rows of the fold without class `cls`, texts as `loco_text` says."""
+    rows, root, info = training_rows(ctx.run)
+    keep = [r for r in select(rows, fold=fold, split="train") if r.labels != cls]
+    if ctx.settings.eval.loco_text == "descriptions":
+        table = load_descriptions(ctx.descriptions(info["name"]), required=sorted({r.labels for r in keep}))
+        keep = [dataclasses.replace(r, caption=table[r.labels].descriptions[0]) for r in keep]
+    return keep, root
+
+
+def _recalls(ctx: EvalContext, checkpoint: str, clips: list, root: Any, classes: tuple[str, ...],
+             cls: str) -> dict[str, float]:
+    """Recall of `cls` on its clips for each method of a model."""
+    feats, kept = _features(ctx, checkpoint, clips, root, classes)
+    labels, prompts, model = [r.labels for r in kept], ctx.prompts(checkpoint, ctx.prepared["train"]), \
+        ctx.model(checkpoint)
+    return {m: loco_recall(pool_windows(model, feats.to(ctx.device), pool).cpu(), labels, prompts(classes, mode),
+                           classes, cls) for m, (pool, mode) in METHODS.items()}
+
+
+def leave_one_class_out(ctx: EvalContext, progress: bool = False) -> dict[str, Any]:
+    """Train without each class in turn and measure its recall; the seen model and CLIP on the same clips.
 
     Args:
-        ctx: evaluation context.
-        held_out: classes to hold out (default: every class of the training corpus).
-        epochs: training epochs of each held-out model (default: notebook 03's).
+        ctx: evaluation context (notebook 03 done).
         progress: show progress bars.
+    Returns:
+        {"classes": per (fold, class) recalls, "skipped": [...], "settings": {...}}.
     """
-    rows, root, classes, _ = ctx.rows("train")
-    first = ctx.trained["runs"][0]
-    fold, seed = first["fold"], first["seed"]
-    train_all = select(rows, fold=fold, split="train") if fold is not None else rows
-    test_all = unique_rows(select(rows, fold=fold, split="test") if fold is not None else rows)
-    settings = dict(ctx.trained["train_settings"], seed=seed)
-    if epochs:
-        settings["epochs"] = epochs
-    model_config = ModelConfig.from_dict(ctx.trained["model_config"])
-    full_model = ctx.model(first["checkpoint"])
+    jobs, skipped = loco_plan(ctx)
+    trained = ctx.trained
+    first = {r["fold"]: r for r in reversed(trained["runs"])}  # the first seed's model of each fold
+    settings = dict(trained["train_settings"])
+    if ctx.settings.eval.loco_epochs:
+        settings["epochs"] = ctx.settings.eval.loco_epochs
+    model_config = ModelConfig.from_dict(trained["model_config"])
+    _, root, classes = ctx.rows(ctx.prepared["train"])
     out = []
-    for cls in held_out or classes:
-        keep = [r for r in train_all if cls not in r.labels.split(COMPOUND_SEPARATOR)]
-        test = [r for r in test_all if r.labels == cls]
-        record = train_fold(ctx.run, keep, root, classes, ctx.trained["clip_backbone"], model_config,
-                            TrainConfig.from_dict(settings), f"loco/{cls}", ctx.device, True, progress,
-                            ctx.descriptions)
-        feats, _ = ctx.features(full_model, test, root, classes)
-        unseen = held_out_recall(ctx, ctx.model(record["checkpoint"]), feats, classes, classes.index(cls))
-        seen = held_out_recall(ctx, full_model, feats, classes, classes.index(cls))["emoclip"]
-        out.append({"class": cls, "n_train": len(keep), "n_test": len(test), "emoclip_unseen": unseen["emoclip"],
-                    "emoclip_seen": seen, "clip_names": unseen["clip_names"],
-                    "clip_descriptions": unseen["clip_descriptions"]})
-    return out
+    for fold, cls, clips in jobs:
+        run = first[fold]
+        keep, train_root = _held_out_rows(ctx, fold, cls)
+        folder = f"loco/fold{fold if fold is not None else 0}/{cls}"
+        record = train_fold(ctx.run, keep, train_root, classes, trained["clip_backbone"], model_config,
+                            TrainConfig.from_dict({**settings, "seed": run["seed"]}), folder, ctx.device, True,
+                            progress, ctx.descriptions(ctx.prepared["train"]))
+        unseen = _recalls(ctx, record["checkpoint"], clips, root, classes, cls)
+        seen = _recalls(ctx, run["checkpoint"], clips, root, classes, cls)
+        out.append({"fold": fold, "class": cls, "n_train": len(keep), "n_test": len(clips),
+                    "emoclip_unseen": unseen["emoclip"], "emoclip_seen": seen["emoclip"],
+                    "clip_names": seen["clip_names"], "clip_descriptions": seen["clip_descriptions"]})
+    return {"classes": out, "skipped": skipped,
+            "settings": {"loco_text": ctx.settings.eval.loco_text, "epochs": settings["epochs"],
+                         "recall": "single-label test clips of the held-out class, among all classes"}}
 
 
 def compound_evaluation(ctx: EvalContext) -> dict[str, Any]:
-    """Scores on compound test clips against single and compound labels (mean of component embeddings).
+    """Scores on MAFW's compound test clips among singles and compounds, per trained model, and their mean.
 
     Args:
-        ctx: evaluation context.
+        ctx: evaluation context (notebook 03 done).
     """
-    rows, root, classes, _ = ctx.rows("train")
-    first = ctx.trained["runs"][0]
-    fold = first["fold"]
-    test = [r for r in unique_rows(select(rows, fold=fold, split="test") if fold is not None else rows, False)
-            if COMPOUND_SEPARATOR in r.labels]
-    if not test:
-        return {"n": 0}
-    model = ctx.model(first["checkpoint"])
-    space = label_space(classes, sorted({r.labels for r in test}))
-    feats, kept = ctx.features(model, test, root, classes)
-    truth = label_indices([r.labels for r in kept], space)
-    out: dict[str, Any] = {"n": len(kept), "labels": space}
-    for method, embedding, mode in (("EmoCLIP (descriptions)", "emoclip", "description"),
-                                    ("CLIP frame-avg (class names)", "clip_frame_avg", "name")):
-        text = compound_embeddings(class_embeddings(model.encode_text, classes, mode, ctx.descriptions),
-                                   list(classes), space)
-        video = pool_windows(model, feats.to(ctx.device), embedding).cpu()
-        _, pred = zero_shot_predict(video, text)
-        res = evaluate(truth, np.asarray(pred), space)
-        out[method] = {"uar": res["uar"], "war": res["war"]}
-    return out
+    name = ctx.prepared["train"]
+    rows, root, classes = ctx.rows(name)
+    per_run = []
+    for run in ctx.runs():
+        clips = [r for r in scored_clips(rows, run["fold"], single_label=False) if COMPOUND_SEPARATOR in r.labels]
+        if not clips:
+            continue
+        space = label_space(classes, sorted({r.labels for r in clips}))
+        feats, kept = _features(ctx, run["checkpoint"], clips, root, classes)
+        truth = label_indices([r.labels for r in kept], space)
+        prompts, model = ctx.prompts(run["checkpoint"], name), ctx.model(run["checkpoint"])
+        scores = {}
+        for method, (pool, mode) in METHODS.items():
+            text = compound_embeddings(prompts(classes, mode), list(classes), space)  # (L, D)
+            _, pred = zero_shot_predict(pool_windows(model, feats.to(ctx.device), pool).cpu(), text)
+            res = evaluate(truth, np.asarray(pred), space)
+            scores[method] = {"uar": res["uar"], "war": res["war"]}
+        per_run.append({"seed": run["seed"], "fold": run["fold"], "n": len(kept), "labels": space, **scores})
+    if not per_run:
+        return {"n": 0, "runs": [], "note": "no compound test clip (is mafw_subset single?)"}
+    mean = {m: {k: float(np.mean([r[m][k] for r in per_run])) for k in ("uar", "war")} for m in METHODS}
+    return {"n": int(np.mean([r["n"] for r in per_run])), "runs": per_run, **mean}

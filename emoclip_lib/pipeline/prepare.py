@@ -1,34 +1,26 @@
 """Data preparation (notebook 01): get a run's datasets, check them, and record where they are.
 
+Every dataset takes the real-data road: an official release (MAFW, DFEW, FERV39k, AFEW; its folder in
+`mafw_root`, `dfew_root`, ...) is converted into `manifests/<name>.csv` by `data.converters` and validated
+row by row. The embedded default (`synth_size`) first writes the synthetic world as four releases in the
+official layouts (`synth.write_releases`) into `<run_dir>/data/` and points every root left unset at them.
 `prepare_data(run_dir, ...)` writes `<run_dir>/01_results.json`; notebooks 02-05 read it with
-`load_results(run_dir)` and find a role's files with `dataset_paths(run_dir, role)`. Layout:
+`load_results(run_dir)` and find a dataset's files with `dataset_paths(run_dir, name)`. Layout:
 
-    {"format": "emoclip-prepare-1", "dataset": "synthetic", "seed": 0,
-     "synth_size": "small",            # null for real data
-     "mafw_subset": null,              # "single" | "compound" | "all" for mafw, else null
-     "check_decode": true,             # whether validation decoded every video
-     "datasets": {                     # role -> where its data is
-       "train": {"name": "mafw_like", "manifest": "data/mafw_like/manifest.csv", "root": "data/mafw_like",
-                 "classes": ["anger", ...], "folds": [1, 2, 3, 4, 5],
-                 "descriptions": "data/class_descriptions.yaml"},  # null for real data
-       "eval": {"name": "dfew_like", ..., "descriptions": "data/class_descriptions.yaml"},
-       "interviews": {"name": "interviews", "manifest": "data/interviews/manifest.csv",
-                      "root": "data/interviews", "items": [...], "latent_scores": "data/interviews/latent_scores.csv"}},
-     "stats": {"mafw_like": {"rows": 1950, "samples": 390, "compound": 47,
-                             "class_counts": {"anger": 40, ..., "anger+disgust": 6, ...},
-                             "frames": {"min": 24, "median": 32.0, "mean": 32.19, "max": 40},
-                             "problems": 0, "dropped_samples": 0},
-               "interviews": {"rows": 120, "samples": 120, "subjects": 40, "frames": {...}, ...}, ...},
-     "clip_lengths": "01_clip_lengths.csv",   # frames per sample: columns dataset, path, labels, frames
-     "problems_file": null}                   # "01_problems.txt" when validation found problems
+    {"format": "emoclip-prepare-2", "seed": 0, "synth_size": "small" | null, "mafw_subset": "all",
+     "check_decode": true,
+     "train": "mafw" | null,                 # the captioned dataset notebooks 02-03 train on
+     "datasets": {"mafw": {"name": "mafw", "display": "MAFW", "manifest": "manifests/mafw.csv",
+                           "root": "data/MAFW", "classes": [...], "folds": [1, 2, 3, 4, 5],
+                           "descriptions": "data/class_descriptions.yaml" | null}, "dfew": {...}, ...},
+     "interviews": {"name": "interviews", "manifest", "root", "items": [...], "latent_scores"} | null,
+     "stats": {"mafw": {"rows", "samples", "compound", "class_counts", "frames", "problems",
+                        "dropped_samples"}, ..., "interviews": {...}},
+     "clip_lengths": "01_clip_lengths.csv", "problems_file": null | "01_problems.txt"}
 
-Paths are relative to run_dir, except the root of a real dataset outside run_dir, which is absolute:
-`run_dir / path` works for both. Roles: `train` (synthetic: mafw_like, 11 classes + compound, captions;
-real: the dataset, converted into `manifests/<dataset>.csv`), `eval` (synthetic: dfew_like, 7 classes,
-new identities; real: the same dataset) and `interviews` (synthetic only). `descriptions` (train, eval)
-is the synthetic world's class-descriptions YAML, written in its captions' vocabulary (see
-`synth_descriptions`); null for real data (use data_manifests/class_descriptions.yaml). `stats` is keyed
-by dataset name; `class_counts` counts distinct samples per manifest label (compounds under their own label).
+Paths are relative to run_dir, except a release outside run_dir, which is absolute: `run_dir / path`
+works for both. `descriptions` is the class-descriptions YAML that comes with the data (the synthetic
+world's, written in its captions' vocabulary); null for real data (the shipped file is used).
 With `strict=False`, samples with problems are dropped into `manifests/<name>.clean.csv` (interview
 problems are only counted); every problem is listed in `01_problems.txt` either way.
 Tables and figures of the prepared data (notebook 01): `emoclip_lib.pipeline.prepare_views`.
@@ -44,74 +36,67 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import BASIC_CLASSES, CANONICAL_CLASSES
-from ..data import convert
+from ..data import (BASIC_CLASSES, CANONICAL_CLASSES, DATASETS, DISPLAY_NAMES, convert, count_frames, file_problems, folds,
+                    read_interview_manifest, read_manifest, validate_manifest, write_manifest)
 from ..errors import UserError
 from ..io_utils import atomic_write
+from ..synth import RELEASE_DIRS, SYNTH_VERSION, releases_info, resolve_size, write_releases
 from .run_dir import run_relative, stage_path, write_stage
 from .settings import RunSettings
-from ..data import folds, read_interview_manifest, read_manifest, write_manifest
-from ..data import file_problems, validate_manifest
-from ..synth import SYNTH_VERSION, generate_world, resolve_size
-from ..data import count_frames
 
 LENGTHS_FILE = "01_clip_lengths.csv"
 PROBLEMS_FILE = "01_problems.txt"
-FORMAT = "emoclip-prepare-1"
-WORLD_PARTS: tuple[str, ...] = ("mafw_like", "dfew_like", "interviews", "world.json")
+FORMAT = "emoclip-prepare-2"
+WORLD_PARTS: tuple[str, ...] = (*RELEASE_DIRS.values(), "interviews", "class_descriptions.yaml", "world.json")
 
 
-def _world_info(data: Path, size: str, seed: int) -> dict | None:
-    """The world.json of a generated world with this size, seed and generator version, else None."""
-    try:
-        info = json.loads((data / "world.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    same = (info.get("version"), info.get("size"), info.get("seed")) == (SYNTH_VERSION, size, seed)
-    files = [*info.get("manifests", {}).values(), info.get("descriptions", "missing")]
-    present = all((data / rel).is_file() for rel in files)
-    return info if same and present else None
-
-
-def _synthetic_entries(run: Path, size: str, seed: int, progress: bool) -> dict[str, dict]:
-    """Generate the synthetic world into run/data (or reuse a matching one) and describe its roles."""
+def _synthetic_world(run: Path, size: str, seed: int, progress: bool) -> dict:
+    """The synthetic releases in run/data: reused when they match size, seed and version, else written anew."""
     resolve_size(size)
     data = run / "data"
-    info = _world_info(data, size, seed)
-    if info is None:
-        for part in WORLD_PARTS:  # a world of another size/seed: remove it so no stale clip survives
+    info = releases_info(data)
+    if info is None or (info.get("version"), info.get("size"), info.get("seed")) != (SYNTH_VERSION, size, seed):
+        for part in WORLD_PARTS:  # a world of another size/seed: remove what the generator wrote, nothing else
             target = data / part
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-        generate_world(data, size=size, seed=seed, progress=progress)
-        info = json.loads((data / "world.json").read_text(encoding="utf-8"))
-    entries = {}
-    for role, corpus in (("train", "mafw_like"), ("eval", "dfew_like"), ("interviews", "interviews")):
-        manifest = data / info["manifests"][corpus]
-        entries[role] = {"name": corpus, "manifest": run_relative(manifest, run), "root": run_relative(manifest.parent, run)}
-        if corpus in info.get("classes", {}):
-            entries[role]["classes"] = list(info["classes"][corpus])
-            entries[role]["descriptions"] = run_relative(data / info["descriptions"], run)
-    latent = data / "interviews" / "latent_scores.csv"
-    if latent.is_file():
-        entries["interviews"]["latent_scores"] = run_relative(latent, run)
-    return entries
+        info = write_releases(data, size=size, seed=seed, progress=progress)
+    return info
 
 
-def _real_entries(run: Path, name: str, data_root: str | Path | None, mafw_subset: str) -> dict[str, dict]:
-    """Convert an official release into run/manifests/<name>.csv; train and eval are that dataset."""
-    if data_root is None or str(data_root).strip() == "":
-        raise UserError(f"dataset={name!r} needs data_root, the folder of the {name.upper()} release: "
-                        f"emoclip reproduce --profile {name} --out runs/{name} -p data_root /path/to/{name.upper()}")
-    rows = convert(name, data_root, **({"subset": mafw_subset} if name == "mafw" else {}))
+def _release_entry(run: Path, name: str, root: Path, mafw_subset: str, descriptions: str | None) -> dict:
+    """Convert an official release into run/manifests/<name>.csv and describe it."""
+    rows = convert(name, root, **({"subset": mafw_subset} if name == "mafw" else {}))
     if not rows:
-        raise UserError(f"no samples found under {data_root} for {name.upper()}; check the layout in "
+        raise UserError(f"no samples found under {root} for {DISPLAY_NAMES[name]}; check the layout in "
                         f"data_manifests/README.md")
     manifest = run / "manifests" / f"{name}.csv"
     write_manifest(rows, manifest)
     classes = CANONICAL_CLASSES if name == "mafw" else BASIC_CLASSES
-    entry = {"name": name, "manifest": run_relative(manifest, run), "root": run_relative(Path(data_root).expanduser(), run),
-             "classes": list(classes), "descriptions": None}
-    return {"train": entry, "eval": dict(entry)}
+    return {"name": name, "display": DISPLAY_NAMES[name], "manifest": run_relative(manifest, run),
+            "root": run_relative(root, run), "classes": list(classes), "descriptions": descriptions}
+
+
+def _entries(run: Path, settings: RunSettings, progress: bool) -> tuple[dict[str, dict], dict | None]:
+    """Every dataset the run has (converted) and its interview cohort (synthetic world only)."""
+    d = settings.data
+    roots = {name: getattr(d, f"{name}_root") for name in DATASETS}
+    interviews, descriptions, from_world = None, None, set()
+    if d.synth_size is not None:
+        from_world = {name for name, root in roots.items() if root in (None, "")}
+        info = _synthetic_world(run, d.synth_size, settings.seed, progress)
+        data = run / "data"
+        roots = {name: root or str(data / info["releases"][name]) for name, root in roots.items()}
+        descriptions = run_relative(data / info["descriptions"], run)
+        manifest = data / info["interviews"]
+        interviews = {"name": "interviews", "manifest": run_relative(manifest, run),
+                      "root": run_relative(manifest.parent, run),
+                      "latent_scores": run_relative(data / info["latent_scores"], run)}
+    given = {name: Path(root).expanduser() for name, root in roots.items() if root not in (None, "")}
+    if not given:
+        raise UserError("no dataset: give the folder of an official release (-p mafw_root /path/to/MAFW, "
+                        "dfew_root, ferv39k_root, afew_root) or generate the synthetic world (-p synth_size small)")
+    return {name: _release_entry(run, name, root, d.mafw_subset, descriptions if name in from_world else None)
+            for name, root in given.items()}, interviews
 
 
 def _frame_stats(frames: list[int | None]) -> dict[str, float | int | None]:
@@ -203,45 +188,30 @@ def prepare_data(run_dir: str | Path, settings: RunSettings | None = None, progr
         run_dir: the run directory (created).
         settings: the run's settings (`settings.data` and `seed` are used; default `RunSettings()`).
         progress: show progress bars.
-        params: flat-named parameters over `settings` (`dataset`, `data_root`, `synth_size`, `seed`,
-            `mafw_subset`, `check_decode`, `strict`; see `settings.DataSettings`). A matching synthetic
-            world in run_dir/data is reused; with `strict=False` samples with problems are dropped.
+        params: flat-named parameters over `settings` (`synth_size`, `mafw_root`, `dfew_root`, `ferv39k_root`,
+            `afew_root`, `mafw_subset`, `check_decode`, `strict`, `seed`; see `settings.DataSettings`).
     Returns:
         the results dictionary (layout in the module docstring).
     """
     settings = (settings or RunSettings()).replace(params, where="prepare_data")
-    data, seed = settings.data, settings.seed
-    dataset, data_root, synth_size, mafw_subset = data.dataset, data.data_root, data.synth_size, data.mafw_subset
-    check_decode, strict = data.check_decode, data.strict
-    run = Path(run_dir).expanduser().resolve()
+    d, run = settings.data, Path(run_dir).expanduser().resolve()
     run.mkdir(parents=True, exist_ok=True)
     stage_path(run, "01").unlink(missing_ok=True)  # a failed preparation leaves no results for later notebooks
-    name = dataset
-    if name == "synthetic":
-        if data_root is not None:
-            raise UserError("data_root is only for real datasets; for MAFW run e.g. emoclip reproduce "
-                            "--profile mafw --out runs/mafw -p data_root /path/to/MAFW")
-        entries = _synthetic_entries(run, synth_size, seed, progress)
-    else:
-        entries = _real_entries(run, name, data_root, mafw_subset)
+    entries, interviews = _entries(run, settings, progress)
     stats: dict[str, dict] = {}
     lengths: list[dict] = []
     problems: list[str] = []
-    for role, entry in entries.items():
-        if entry["name"] in stats:  # real data: eval is the train dataset
-            entry.update(entries["train"])
-            continue
-        check = _check_interviews(run, entry, check_decode, progress) if role == "interviews" else \
-            _check_samples(run, entry, check_decode, strict, progress)
+    for entry in [*entries.values(), *([interviews] if interviews else [])]:
+        check = _check_interviews(run, entry, d.check_decode, progress) if entry is interviews else \
+            _check_samples(run, entry, d.check_decode, d.strict, progress)
         stats[entry["name"]], more_lengths, more_problems = check
         lengths += more_lengths
         problems += more_problems
-    _record_problems(run, problems, strict)
+    _record_problems(run, problems, d.strict)
     atomic_write(run / LENGTHS_FILE, lambda tmp: pd.DataFrame(lengths).to_csv(tmp, index=False))
-    results = {"format": FORMAT, "dataset": name, "seed": seed,
-               "synth_size": synth_size if name == "synthetic" else None,
-               "mafw_subset": mafw_subset if name == "mafw" else None, "check_decode": check_decode,
-               "datasets": entries, "stats": stats, "clip_lengths": LENGTHS_FILE,
+    results = {"format": FORMAT, "seed": settings.seed, "synth_size": d.synth_size, "mafw_subset": d.mafw_subset,
+               "check_decode": d.check_decode, "train": "mafw" if "mafw" in entries else None,
+               "datasets": entries, "interviews": interviews, "stats": stats, "clip_lengths": LENGTHS_FILE,
                "problems_file": PROBLEMS_FILE if problems else None}
     write_stage(run, "01", results)
     return results
@@ -257,19 +227,36 @@ def load_results(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path} not found: run notebooks/01_data_preparation.ipynb (or `emoclip reproduce`) "
                         f"with this run_dir first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    results = json.loads(path.read_text(encoding="utf-8"))
+    if results.get("format") != FORMAT:
+        raise UserError(f"{path} was written by an older version of the suite: run notebook 01 again "
+                        f"(or `emoclip reproduce --force` on a run folder of its own)")
+    return results
 
 
-def dataset_paths(run_dir: str | Path, role: str, results: dict | None = None) -> tuple[Path, Path]:
-    """(manifest file, dataset root) of a role ("train", "eval", "interviews").
+def dataset_paths(run_dir: str | Path, name: str, results: dict | None = None) -> tuple[Path, Path]:
+    """(manifest file, dataset root) of a dataset ("mafw", "dfew", ...) or of the "interviews".
 
     Args:
         run_dir: the run directory.
-        role: a key of `results["datasets"]`.
+        name: a key of `results["datasets"]`, or "interviews".
         results: from `load_results` (read when None).
     """
     results = results or load_results(run_dir)
-    if role not in results["datasets"]:
-        raise UserError(f"no {role!r} data in this run; roles: {', '.join(results['datasets'])}")
-    entry = results["datasets"][role]
+    entry = results["interviews"] if name == "interviews" else results["datasets"].get(name)
+    if entry is None:
+        known = [*results["datasets"], *(["interviews"] if results["interviews"] else [])]
+        raise UserError(f"no {name!r} data in this run; it has: {', '.join(known)}")
     return Path(run_dir) / entry["manifest"], Path(run_dir) / entry["root"]
+
+
+def train_dataset(results: dict) -> dict:
+    """The entry of the dataset the run trains on (MAFW), or a UserError saying how to give it.
+
+    Args:
+        results: from `load_results`.
+    """
+    if results.get("train") is None:
+        raise UserError("this run has no training data: training needs MAFW's captions (-p mafw_root "
+                        "/path/to/MAFW, or the synthetic world with -p synth_size small)")
+    return results["datasets"][results["train"]]

@@ -41,9 +41,7 @@ def class_distribution(run_dir: str | Path, results: dict | None = None, fold: i
     """
     results = results or load_results(run_dir)
     records = []
-    for role, entry in results["datasets"].items():
-        if role == "interviews" or any(r["dataset"] == entry["name"] for r in records):
-            continue
+    for entry in results["datasets"].values():
         rows = read_manifest(Path(run_dir) / entry["manifest"], known=None)
         f = _pick_fold(entry, fold)
         groups = {"all": list({r.path: r for r in rows}.values())}
@@ -51,7 +49,7 @@ def class_distribution(run_dir: str | Path, results: dict | None = None, fold: i
         names = list(entry.get("classes", CANONICAL_CLASSES)) + ["compound"]
         for split, members in groups.items():
             counts = Counter("compound" if "+" in r.labels else r.labels for r in members)
-            records += [{"dataset": entry["name"], "split": split, "class": c, "samples": counts[c]}
+            records += [{"dataset": entry["display"], "split": split, "class": c, "samples": counts[c]}
                         for c in names + sorted(set(counts) - set(names)) if c != "compound" or counts[c]]
     return pd.DataFrame(records)
 
@@ -74,7 +72,8 @@ def validation_table(results: dict) -> pd.DataFrame:
         results: from `prepare_data` or `load_results`.
     """
     folds_of = {e["name"]: e.get("folds", []) for e in results["datasets"].values()}
-    lines = [{"dataset": name, "samples": s["samples"], "rows": s["rows"], "compound": s.get("compound", 0),
+    shown = {name: e["display"] for name, e in results["datasets"].items()}
+    lines = [{"dataset": shown.get(name, name), "samples": s["samples"], "rows": s["rows"], "compound": s.get("compound", 0),
               "folds": len(folds_of.get(name, [])), "min frames": s["frames"]["min"],
               "median frames": s["frames"]["median"], "max frames": s["frames"]["max"],
               "problems": s["problems"], "dropped": s["dropped_samples"]} for name, s in results["stats"].items()]
@@ -87,7 +86,9 @@ def facts(results: dict) -> str:
     Args:
         results: from `prepare_data` or `load_results`.
     """
-    out = [f"dataset: {results['dataset']}, seed: {results['seed']}"]
+    world = f"synthetic releases ({results['synth_size']})" if results["synth_size"] else "official releases"
+    out = [f"datasets: {', '.join(e['display'] for e in results['datasets'].values())} from {world}, "
+           f"seed: {results['seed']}"]
     for name, s in results["stats"].items():
         f = s["frames"]
         out.append(f"{name}: {s['samples']} clips, {s['rows']} manifest rows, {s['problems']} problems, "
@@ -97,13 +98,13 @@ def facts(results: dict) -> str:
     return "\n".join(out)
 
 
-def sample_frame_grid(run_dir: str | Path, role: str = "train", frames_per_clip: int = 4, seed: int = 0,
+def sample_frame_grid(run_dir: str | Path, name: str | None = None, frames_per_clip: int = 4, seed: int = 0,
                       results: dict | None = None) -> Figure:
     """A figure with one row per class: frames from the middle of one clip of that class.
 
     Args:
         run_dir: the run directory.
-        role: "train" or "eval".
+        name: a dataset of the run ("mafw", "dfew", ...); default: the training one, else the first.
         frames_per_clip: frames shown per class, evenly spaced over the middle 40% of the clip.
         seed: picks the clip of each class (among its single-label samples).
         results: from `load_results` (read when None).
@@ -111,13 +112,14 @@ def sample_frame_grid(run_dir: str | Path, role: str = "train", frames_per_clip:
     import matplotlib.pyplot as plt
 
     results = results or load_results(run_dir)
-    manifest, root = dataset_paths(run_dir, role, results)
+    name = name or results["train"] or next(iter(results["datasets"]))
+    manifest, root = dataset_paths(run_dir, name, results)
     by_class: dict[str, list[str]] = {}
     for row in read_manifest(manifest, known=None):
         paths = by_class.setdefault(row.labels, [])
         if row.path not in paths:
             paths.append(row.path)
-    classes = [c for c in results["datasets"][role].get("classes", CANONICAL_CLASSES) if c in by_class]
+    classes = [c for c in results["datasets"][name]["classes"] if c in by_class]
     if not classes:
         raise UserError(f"{manifest.name} has no single-label sample to show")
     rng = np.random.default_rng(seed)
@@ -133,7 +135,7 @@ def sample_frame_grid(run_dir: str | Path, role: str = "train", frames_per_clip:
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_xlabel(f"frame {picks[k] + 1}/{n}", fontsize=7)
         ax_row[0].set_ylabel(cls, fontsize=9)
-    fig.suptitle(f"{results['datasets'][role]['name']}: one clip per class, middle frames", fontsize=10)
+    fig.suptitle(f"{results['datasets'][name]['display']}: one clip per class, middle frames", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     return fig
 

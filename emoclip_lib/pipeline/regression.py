@@ -66,7 +66,7 @@ def interview_source(run_dir: str | Path, manifest: str | Path | None = None, ro
                             f"data_manifests/README.md (path,subject,session,<item columns>)")
         return {"source": "manifest", "manifest": manifest, "root": Path(root) if root else manifest.parent,
                 "latent": Path(latent_scores) if latent_scores else None}
-    entry = load_results(run)["datasets"].get("interviews")
+    entry = load_results(run)["interviews"]
     if entry is None:
         return None
     latent = latent_scores or (run / entry["latent_scores"] if entry.get("latent_scores") else None)
@@ -248,10 +248,10 @@ def run_regression(run_dir: str | Path, settings: RunSettings | None = None, pro
         write_stage(run, "05", results)
         return {"results": results, "table": with_averages([]), "predictions": pd.DataFrame(), "latent": None}
     dev = resolve_device(settings.device)
-    encoders, ckpt = load_encoders(run, reg.checkpoint, str(dev))
-    feats = {name: extract_features(src["manifest"], src["root"], encoders[name], name, run / WINDOW_CACHE,
-                                    reg.window_clip_len, reg.window_downsample, stride, crop, stats, dev,
-                                    progress=progress) for name in names}
+    encoders, ckpt = load_encoders(run, settings.checkpoint, str(dev))
+    feats = extract_features(src["manifest"], src["root"], encoders, tuple(names), run / WINDOW_CACHE,
+                             reg.window_clip_len, reg.window_downsample, stride, crop, stats, dev, progress=progress,
+                             precision=settings.frame_precision)  # encoders sharing a model share one pass
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is as fast, and results do not
         table, predictions, skipped = _regress_encoders(feats, models, reg.level, {  # depend on the core count
             "seed": seed, "n_boot": reg.n_boot, "outer_folds": reg.outer_folds, "inner_folds": reg.inner_folds,
@@ -277,16 +277,22 @@ def plot_metrics(table: pd.DataFrame, metric_names: Sequence[str] = ("pcc", "ccc
         metric_names: metrics to draw, one row of panels each.
     """
     encoders = [e for e in dict.fromkeys(table["encoder"]) if e != BASELINE] or [BASELINE]
-    fig, axes = plt.subplots(len(metric_names), len(encoders), squeeze=False, sharey="row",
-                             figsize=(4.8 * len(encoders), 3.0 * len(metric_names)))
+    fig, axes = plt.subplots(len(metric_names), len(encoders), squeeze=False, sharey="row", layout="constrained",
+                             figsize=(4.8 * len(encoders) + 1.6, 3.0 * len(metric_names)))
+    methods = list(dict.fromkeys(table["method"]))
+    palette = dict(zip(methods, sns.color_palette(n_colors=len(methods))))  # one colour per method, every panel
+    handles: dict[str, Any] = {}
     for (i, name), (j, enc) in itertools.product(enumerate(metric_names), enumerate(encoders)):
         ax = axes[i, j]
         sns.barplot(data=table[table["encoder"].isin([enc, BASELINE])], x="item", y=name, hue="method", ax=ax,
-                    errorbar=None, legend=(i, j) == (0, len(encoders) - 1))
+                    errorbar=None, palette=palette)
+        handles.update(zip(*ax.get_legend_handles_labels()[::-1]))  # label -> handle, every method once
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
         ax.axhline(0.0, color="k", lw=0.8)
         ax.set(title=f"{enc}: {name.upper()}", xlabel="")
         ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
+    fig.legend(list(handles.values()), list(handles), title="method", loc="outside right upper")  # beside the panels
     return fig
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
-from .profiles import PROFILE_DIR, load_profile, resolve_settings
-from .run_dir import REPO_ROOT, mark_done, open_run, stage_done
+from .profiles import PROFILE_DIR, load_profile, resolve_settings, with_absolute_paths
+from .run_dir import REPO_ROOT, RunLock, mark_done, open_run, stage_done
 from .settings import RunSettings, stage_parameters
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -96,7 +96,7 @@ def reproduce(profile_name: str, out: str | Path, overrides: dict[str, Any] | No
     """
     profile = load_profile(profile_name, profile_dir)
     overrides = dict(overrides or {})
-    settings = resolve_settings(profile, overrides)
+    settings = with_absolute_paths(resolve_settings(profile, overrides))
     paths = {p.stem[:2]: p for p in notebook_paths(notebook_dir) if p.stem[:2] in profile.stages}
     if not paths:
         raise UserError(f"no notebook of profile {profile.name} ({', '.join(profile.stages)}) in {notebook_dir}")
@@ -106,12 +106,14 @@ def reproduce(profile_name: str, out: str | Path, overrides: dict[str, Any] | No
         raise UserError(f"-p {', '.join(unread)}: no notebook of profile {profile.name} "
                         f"({', '.join(paths)}) reads it")
     out = Path(out).expanduser().resolve()
-    record = open_run(out, profile.name, settings.flat(), stages, "emoclip reproduce", force)
-    kernel = _kernel_name()
-    for stage, path in paths.items():
-        if stage_done(out, record, stage, stages[stage]):
-            continue
-        given = {k: v for k, v in overrides.items() if k in stages[stage] and v is not None}
-        _execute(path, out, {"run_dir": str(out), "profile": str(profile.path), **given}, kernel, progress)
-        mark_done(out, record, stage, stages[stage])
+    with RunLock(out):
+        record = open_run(out, profile.name, settings.flat(), stages, "emoclip reproduce", force)
+        kernel = _kernel_name()
+        for stage, path in paths.items():
+            if stage_done(out, record, stage, stages[stage]):
+                continue
+            flat = settings.flat()  # the overrides, with relative paths made absolute
+            given = {k: flat[k] for k, v in overrides.items() if k in stages[stage] and v is not None}
+            _execute(path, out, {"run_dir": str(out), "profile": str(profile.path), **given}, kernel, progress)
+            mark_done(out, record, stage, stages[stage])
     return out

@@ -16,21 +16,27 @@ Layout of a run folder (paths relative to it):
 Contract (`emoclip reproduce` and `emoclip train`): a new folder starts a run; a folder holding a run
 resumes it when the parameters are the same, re-runs from the first stage whose parameters changed when
 that stage comes after training (evaluation settings), and is refused when data, curation or training
-parameters changed (use another folder or `--force`). A folder without run.json is never touched.
+parameters changed (use another folder or `--force`). A folder without run.json is never touched;
+`--force` removes only what the tool writes (`TOOL_OUTPUTS`), never a file of the user's. A run folder is
+locked while a command works in it (`RunLock`): a second command there is refused.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
+import fnmatch
 import importlib.metadata as md
 import json
+import os
 import platform
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..io_utils import atomic_write_json
+from ..io_utils import atomic_write_json, remove_stale_temporaries
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_RECORD = "run.json"
@@ -40,6 +46,10 @@ FRAME_CACHE = "cache"  # frame and caption embeddings shared by training and eva
 WINDOW_CACHE = "cache/features"  # interview window embeddings
 PRETRAINED_BACKBONE = "backbone/clip_pretrained.pt"
 CURATED_MANIFEST = "manifests/train_curated.csv"
+LOCK_FILE = ".emoclip.lock"
+# what the commands write at the top of a run folder: all that `--force` may remove
+TOOL_OUTPUTS: tuple[str, ...] = (RUN_RECORD, LOCK_FILE, "[0-9][0-9]_*", "data", "manifests", "backbone", "train",
+                                 "loco", "cache")
 RECORDED_PACKAGES = ("emoclip-lib", "torch", "numpy", "openai-clip", "decord", "opencv-python-headless",
                      "scikit-learn", "pandas", "papermill", "nbval")
 
@@ -140,6 +150,19 @@ def run_metadata(profile: str, params: dict[str, Any], command: str) -> dict[str
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "stages": {}}
 
 
+def check_run_folder(out: Path) -> None:
+    """Refuse a path that is a file, or a non-empty folder that is not a run folder (nothing in it is touched).
+
+    Args:
+        out: the run directory.
+    """
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder: choose a folder for the run")
+    if out.is_dir() and not (out / RUN_RECORD).is_file() and any(e.name != LOCK_FILE for e in out.iterdir()):
+        raise UserError(f"{out} exists, is not empty and is not a run folder (no {RUN_RECORD}): nothing in it "
+                        f"is touched; choose another --out")
+
+
 def _restart_stage(record: dict[str, Any], stage_params: dict[str, dict[str, Any]]) -> str | None:
     """The first finished stage whose recorded parameters differ from `stage_params` (None: none differs)."""
     done = record.get("stages", {})
@@ -163,14 +186,10 @@ def open_run(out: Path, profile: str, params: dict[str, Any], stage_params: dict
     Raises:
         UserError: `out` is a folder that is not a run, or a run whose data or training parameters differ.
     """
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a folder: choose a folder for the run")
+    check_run_folder(out)
     record = read_record(out) if out.is_dir() else {}
-    if out.is_dir() and any(out.iterdir()) and not record:
-        raise UserError(f"{out} exists, is not empty and is not a run folder (no {RUN_RECORD}): nothing in it "
-                        f"is touched; choose another --out")
     if record and force:
-        shutil.rmtree(out)
+        _remove_tool_outputs(out)
         record = {}
     if not record:
         out.mkdir(parents=True, exist_ok=True)
@@ -183,9 +202,52 @@ def open_run(out: Path, profile: str, params: dict[str, Any], stage_params: dict
     if restart is not None:
         for stage in STAGES[STAGES.index(restart):]:
             record["stages"].pop(stage, None)
+    remove_stale_temporaries(out)  # left by a killed write of an earlier run
     record["parameters"] = params
     atomic_write_json(record, out / RUN_RECORD)
     return record
+
+
+def _remove_tool_outputs(out: Path) -> None:
+    """Delete what the commands wrote in a run folder; say what else stays there."""
+    for entry in out.iterdir():
+        if entry.name != LOCK_FILE and any(fnmatch.fnmatch(entry.name, pattern) for pattern in TOOL_OUTPUTS):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    kept = sorted(e.name for e in out.iterdir() if e.name != LOCK_FILE)
+    if kept:
+        print(f"--force kept what the tool did not write in {out}: {', '.join(kept[:10])}")
+
+
+class RunLock:
+    """An advisory lock on a run folder, held while a command works in it (released when the process ends)."""
+
+    def __init__(self, out: Path) -> None:
+        """Args:
+            out: the run directory (created)."""
+        self.path = out / LOCK_FILE
+        self.handle: Any = None
+
+    def __enter__(self) -> "RunLock":
+        check_run_folder(self.path.parent)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise UserError(f"{self.path.parent} is in use by {holder}: wait for it to finish, or use another "
+                            f"--out") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
 
 
 def stage_done(out: Path, record: dict[str, Any], stage: str, params: dict[str, Any]) -> bool:

@@ -24,10 +24,12 @@ from ..train import TrainConfig
 class DataSettings:
     """Notebook 01: where a run's data comes from."""
 
-    dataset: str = "synthetic"  # "synthetic", or a real release: "mafw", "dfew", "ferv39k", "afew"
-    data_root: str | None = None  # real data: the folder of the official release
-    synth_size: str = "small"  # synthetic world size: "tiny", "small" or "medium"
-    mafw_subset: str = "single"  # MAFW: "single" (11-class protocol), "compound" or "all"
+    synth_size: str | None = None  # write the synthetic world's releases ("tiny", "small", "medium"); None: real data
+    mafw_root: str | None = None  # the MAFW release (training, captions); None: the synthetic one if any
+    dfew_root: str | None = None  # the DFEW release (evaluation); None: the synthetic one if any
+    ferv39k_root: str | None = None  # the FERV39k release (evaluation); None: the synthetic one if any
+    afew_root: str | None = None  # the AFEW release (evaluation); None: the synthetic one if any
+    mafw_subset: str = "all"  # MAFW lists converted: "all"; training uses single-label clips, compounds are scored
     strict: bool = True  # stop on any data problem (False: drop the samples with problems)
     check_decode: bool = True  # open every video and decode its first frame (False: check that files exist)
 
@@ -49,13 +51,22 @@ class TrainPlan:
     folds: list[int] | None = None  # folds to train, e.g. [1, 2, 3, 4, 5]; None: the first fold only
     pretrain_epochs: int = 14  # backbone "tiny": epochs of its CLIP-style pretraining (ignored otherwise)
     pretrain_web_pictures: int = 6000  # backbone "tiny": synthetic web pictures in that pretraining
+    selection: str = "validation"  # best epoch on the validation split, or "test_war" (official, test-set selection)
 
 
 @dataclass
 class EvalSettings:
-    """Notebook 04: zero-shot evaluation."""
+    """Notebook 04: zero-shot evaluation (test clips only)."""
 
-    loco: bool = True  # run leave-one-class-out (one extra training per class)
+    eval_clip_len: int = 32  # kept frames per test clip (official zero-shot runs: 32)
+    eval_downsample: int = 4  # keep every n-th frame of a test clip (official zero-shot runs: 4)
+    eval_window: str = "centre"  # "centre" (deterministic), or "random" (the official loaders' start, seeded)
+    cross_fold: int | None = None  # the MAFW fold whose models score the other datasets; None: the first trained
+    compound: bool = True  # score MAFW's compound test clips (singles and compounds, components' mean)
+    loco: bool = True  # run leave-one-class-out (one extra training per class and fold)
+    loco_classes: list[str] | None = None  # classes held out in turn; None: every class of the training data
+    loco_folds: list[int] | None = None  # folds of the leave-one-class-out trainings; None: the first trained fold
+    loco_text: str = "descriptions"  # text the held-out trainings pair clips with: "descriptions" (official), "captions"
     loco_epochs: int | None = None  # epochs of each leave-one-class-out training; None: as in notebook 03
     interactive: bool = False  # True in JupyterLab: the clip explorer becomes an interactive widget
 
@@ -67,7 +78,6 @@ class RegressionSettings:
     interview_manifest: str | None = None  # your interview manifest CSV; None: the run's synthetic cohort
     interview_root: str | None = None  # folder the manifest's video paths are relative to; None: its folder
     latent_scores: str | None = None  # CSV subject,<items> of true scores to compare with; None: the cohort's own
-    checkpoint: str | None = None  # EmoCLIP checkpoint; None: the model trained by notebook 03
     encoders: str = "emoclip,clip_frame_avg"  # video encoders compared (comma-separated)
     models: str = "ridge,svr,mlp"  # regressors (comma-separated); the mean predictor is always added
     level: str = "subject"  # "subject": one sample per subject (videos averaged), "video": one per video
@@ -88,6 +98,9 @@ class RunSettings:
     seed: int = 0  # the run's one seed (world, MinHash, training seeds, t-SNE, cross-validation)
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda[:N]"
     descriptions: str | None = None  # class-description YAML; None: the dataset's, else the shipped one
+    checkpoint: str | None = None  # a checkpoint to score (ours, official, or clip:ViT-B/32); None: notebook 03's
+    text_tower: str | None = None  # CLIP whose text tower completes a visual-only (downstream) checkpoint
+    frame_precision: str = "auto"  # CLIP frame encoding: "auto" (bf16/fp16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
     data: DataSettings = field(default_factory=DataSettings)
     curation: CurationSettings = field(default_factory=CurationSettings)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -152,11 +165,13 @@ class Parameter:
 
 
 SHARED_STAGES: dict[str, tuple[str, ...]] = {"seed": ("01", "02", "03", "04", "05"),
-                                             "device": ("03", "04", "05"), "descriptions": ("03", "04")}
+                                             "device": ("03", "04", "05"), "descriptions": ("03", "04"),
+                                             "checkpoint": ("04", "05"), "text_tower": ("04", "05"),
+                                             "frame_precision": ("03", "04", "05")}
 SECTION_STAGES: dict[str, str] = {"data": "01", "curation": "02", "plan": "03", "model": "03", "train": "03",
                                   "eval": "04", "regression": "05"}
 SET_BY_COMMAND: dict[str, str] = {"run_dir": "--out", "profile": "--profile"}
-SET_BY_PIPELINE: frozenset[str] = frozenset({"seed", "cache_dir"})  # TrainConfig fields the pipeline fills
+SET_BY_PIPELINE: frozenset[str] = frozenset({"seed", "cache_dir", "cache_precision"})  # TrainConfig fields the pipeline fills
 
 
 def _fields(cls: type, path: tuple[str, ...], stage: str) -> Iterator[tuple[str, Parameter]]:
@@ -216,6 +231,8 @@ def _copy(settings: RunSettings) -> RunSettings:
     data = dataclasses.asdict(settings)
     model = ModelConfig(temporal=TemporalConfig(**data["model"].pop("temporal")), **data["model"])
     return RunSettings(seed=data["seed"], device=data["device"], descriptions=data["descriptions"],
+                       checkpoint=data["checkpoint"], text_tower=data["text_tower"],
+                       frame_precision=data["frame_precision"],
                        data=DataSettings(**data["data"]), curation=CurationSettings(**data["curation"]),
                        model=model, train=TrainConfig(**data["train"]), plan=TrainPlan(**data["plan"]),
                        eval=EvalSettings(**data["eval"]), regression=RegressionSettings(**data["regression"]))
@@ -267,23 +284,28 @@ def _names_in(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _check_ranges(s: RunSettings) -> None:
-    from ..data import DATASETS, MAFW_SUBSETS
+    from ..data import MAFW_SUBSETS
     from ..downstream import MODELS, STAT_PATTERN
     from ..features import ENCODERS
     from ..synth import SIZES
 
-    _one_of("dataset", s.data.dataset, ("synthetic", *DATASETS))
-    _one_of("synth_size", s.data.synth_size, tuple(SIZES))
+    if s.data.synth_size is not None:
+        _one_of("synth_size", s.data.synth_size, tuple(SIZES))
     _one_of("mafw_subset", s.data.mafw_subset, MAFW_SUBSETS)
     _one_of("layout", s.model.temporal.layout, ("standard", "official"))
     _one_of("level", s.regression.level, ("subject", "video"))
+    _one_of("eval_window", s.eval.eval_window, ("centre", "random"))
+    _one_of("loco_text", s.eval.loco_text, ("descriptions", "captions"))
+    _one_of("selection", s.plan.selection, ("validation", "test_war"))
+    _one_of("frame_precision", s.frame_precision, ("auto", "fp32", "bf16", "fp16"))
     _names_in("models", s.regression.models, MODELS)
     _names_in("encoders", s.regression.encoders, ENCODERS)
     if not all(STAT_PATTERN.fullmatch(v.strip()) for v in s.regression.stats.split(",")):
         raise UserError(f"parameter stats must list mean, std, max, min, median or q1..q99 (comma-separated), "
                         f"got {s.regression.stats!r}")
     _at_least(s, 0, "seed", "n_boot", "pretrain_web_pictures")
-    _at_least(s, 1, "max_tokens", "n_seeds", "pretrain_epochs", "loco_epochs", "layers", "heads", "head_dim",
+    _at_least(s, 1, "max_tokens", "n_seeds", "pretrain_epochs", "loco_epochs", "eval_clip_len", "eval_downsample",
+              "cross_fold", "layers", "heads", "head_dim",
               "mlp_dim", "max_positions", "window_clip_len", "window_downsample", "window_stride")
     _at_least(s, 2, "outer_folds", "inner_folds")
     if not 0.0 < s.curation.near_duplicate_threshold <= 1.0:
@@ -291,5 +313,6 @@ def _check_ranges(s: RunSettings) -> None:
                         f"{s.curation.near_duplicate_threshold}")
     if s.curation.max_tokens > 75:
         raise UserError(f"parameter max_tokens must be at most 75 (CLIP's context), got {s.curation.max_tokens}")
-    if s.plan.folds is not None and (not s.plan.folds or min(s.plan.folds) < 1):
-        raise UserError(f"parameter folds must list fold numbers from 1, got {s.plan.folds}")
+    for name, value in (("folds", s.plan.folds), ("loco_folds", s.eval.loco_folds)):
+        if value is not None and (not value or min(value) < 1):
+            raise UserError(f"parameter {name} must list fold numbers from 1, got {value}")

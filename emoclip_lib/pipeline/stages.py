@@ -20,9 +20,9 @@ from ..runtime import resolve_device
 from ..train import distributed as D
 from .curation import curate_run
 from .prepare import prepare_data
-from .profiles import PROFILE_DIR, load_profile, resolve_settings
+from .profiles import PROFILE_DIR, load_profile, resolve_settings, with_absolute_paths
 from .reproduce import per_stage
-from .run_dir import mark_done, open_run, read_record, stage_done, write_stage
+from .run_dir import RunLock, mark_done, open_run, read_record, stage_done, write_stage
 from .settings import RunSettings
 from .training import prepare_backbone, train_run, training_rows
 
@@ -86,7 +86,7 @@ def run_train(profile_name: str, out: str | Path, overrides: dict[str, Any] | No
         stage -> "ran" or "skipped".
     """
     profile = load_profile(profile_name, profile_dir)
-    settings = resolve_settings(profile, overrides)
+    settings = with_absolute_paths(resolve_settings(profile, overrides))
     stages = list(TRAIN_STAGES) if stage == "all" else [stage]
     wanted = per_stage(settings, list(TRAIN_STAGES.values()))
     out = Path(out).expanduser().resolve()
@@ -96,9 +96,11 @@ def run_train(profile_name: str, out: str | Path, overrides: dict[str, Any] | No
     else:
         ctx = D.DistContext()
     try:
-        record = read_record(out) if not ctx.is_main else open_run(out, profile.name, settings.flat(), wanted,
-                                                                    "emoclip train", force)
-        return _run_stages(out, record, settings, stages, wanted, progress, ctx)
+        if not ctx.is_main:  # rank 0 holds the lock and writes run.json
+            return _run_stages(out, read_record(out), settings, stages, wanted, progress, ctx)
+        with RunLock(out):
+            record = open_run(out, profile.name, settings.flat(), wanted, "emoclip train", force)
+            return _run_stages(out, record, settings, stages, wanted, progress, ctx)
     finally:
         D.shutdown(ctx)
 

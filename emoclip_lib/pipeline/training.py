@@ -26,9 +26,9 @@ from ..errors import UserError
 from ..features import pool_windows
 from ..zeroshot import eval_frame_features, score, unique_rows
 from ..zeroshot import class_embeddings
-from ..data import ManifestRow, read_manifest, select
+from ..data import COMPOUND_SEPARATOR, ManifestRow, read_manifest, select
 from ..model import ModelConfig
-from .prepare import dataset_paths, load_results
+from .prepare import dataset_paths, load_results, train_dataset
 from ..runtime import resolve_device
 from .run_dir import FRAME_CACHE, PRETRAINED_BACKBONE, read_stage, run_relative, stage_path, write_stage
 from .settings import RunSettings, stage_parameters
@@ -52,16 +52,21 @@ def descriptions_for(run_dir: Path, info: dict[str, Any], override: str | None =
 
 
 def training_rows(run_dir: Path) -> tuple[list[ManifestRow], Path, dict[str, Any]]:
-    """The curated training manifest of notebook 02 (or notebook 01's, if 02 did not run).
+    """The single-label rows of the curated training manifest of notebook 02 (notebook 01's if 02 did not run).
+
+    Training uses single-label clips only, as the official scripts do (MAFW's single lists); compound
+    clips are only scored (notebook 04).
 
     Args:
         run_dir: the run directory.
     """
     prepared = load_results(run_dir)
-    manifest, root = dataset_paths(run_dir, "train", prepared)
+    info = train_dataset(prepared)
+    manifest, root = dataset_paths(run_dir, info["name"], prepared)
     if stage_path(run_dir, "02").is_file():
         manifest = run_dir / read_stage(run_dir, "02")["curated_manifest"]
-    return read_manifest(manifest), root, prepared["datasets"]["train"]
+    rows = [r for r in read_manifest(manifest) if COMPOUND_SEPARATOR not in r.labels]
+    return rows, root, info
 
 
 def prepare_backbone(run_dir: Path, backbone: str, rows: list[ManifestRow], root: Path, seed: int,
@@ -84,13 +89,15 @@ def prepare_backbone(run_dir: Path, backbone: str, rows: list[ManifestRow], root
     if not (backbone == "tiny" or backbone.startswith("tiny@")):
         return backbone
     pretrain_clip(rows, root, run_dir / PRETRAINED_BACKBONE, seed=seed, epochs=pretrain_epochs,
+                  web_cache=run_dir / FRAME_CACHE / "web",
                   web_pictures=web_pictures, backbone=backbone, device=device, progress=progress)
     return PRETRAINED_BACKBONE
 
 
 def make_evaluator(model: Any, rows: list[ManifestRow], root: Path, classes: Sequence[str], settings: TrainConfig,
-                   cache_dir: Path, device: torch.device, descriptions: Path | None = None) -> Any:
-    """Zero-shot UAR/WAR on validation clips against class descriptions, for model selection.
+                   cache_dir: Path, device: torch.device, descriptions: Path | None = None,
+                   prefix: str = "val") -> Any:
+    """Zero-shot UAR/WAR on held-out clips against class descriptions, for model selection.
 
     Frame features and class text embeddings are computed once (both towers are frozen).
 
@@ -103,25 +110,27 @@ def make_evaluator(model: Any, rows: list[ManifestRow], root: Path, classes: Seq
         cache_dir: feature cache root.
         device: where the towers run.
         descriptions: class-description YAML (default: the shipped one).
+        prefix: "val" (validation clips) or "test" (the official scripts' test-set selection).
     """
     single = unique_rows(rows)
     present = [c for c in classes if any(r.labels == c for r in single)]
     if not single or len(present) < 2:
         return None
     feats, kept = eval_frame_features(model, single, root, classes, settings.clip_len, settings.downsample,
-                                      cache_dir, device)
+                                      cache_dir, device, precision=settings.cache_precision)
     text = class_embeddings(model.encode_text, classes, "description", descriptions)
 
     def evaluate_fn(current: Any) -> dict[str, float]:
         metrics = score(pool_windows(current, feats.to(device)).cpu(), kept, classes, text)
-        return {"val_uar": metrics["uar"], "val_war": metrics["war"]}
+        return {f"{prefix}_uar": metrics["uar"], f"{prefix}_war": metrics["war"]}
 
     return evaluate_fn
 
 
 def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequence[str], backbone: str,
                model_config: ModelConfig, settings: TrainConfig, out: str, device: torch.device,
-               resume: bool = True, progress: bool = False, descriptions: Path | None = None) -> dict[str, Any]:
+               resume: bool = True, progress: bool = False, descriptions: Path | None = None,
+               test_rows: list[ManifestRow] | None = None) -> dict[str, Any]:
     """Train one EmoCLIP model on `rows` (a fold's training split) and return its record.
 
     Args:
@@ -137,6 +146,8 @@ def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequ
         resume: continue an interrupted run in `out`.
         progress: show progress bars.
         descriptions: class-description YAML for the validation zero-shot metric.
+        test_rows: the fold's test clips: select the epoch on their zero-shot WAR, as the official scripts do
+            (test-set selection: not a fair estimate); None selects on the validation split.
     """
     path = run_dir / backbone
     config = dataclasses.replace(model_config, backbone=backbone)  # recorded relative: a run folder can move
@@ -146,9 +157,13 @@ def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequ
     train_rows, val_rows = split_train_val(rows, settings.val_fraction, settings.val_group, settings.seed)
     cache = run_dir / FRAME_CACHE
     settings.cache_dir = str(cache)
-    evaluate_fn = make_evaluator(model, val_rows, root, classes, settings, cache, device, descriptions)
-    if evaluate_fn is not None:
-        settings.select_metric = "val_uar"
+    if test_rows is not None:
+        evaluate_fn = make_evaluator(model, test_rows, root, classes, settings, cache, device, descriptions, "test")
+        settings.select_metric, settings.select_mode = "val_test_war", "max"
+    else:
+        evaluate_fn = make_evaluator(model, val_rows, root, classes, settings, cache, device, descriptions)
+        if evaluate_fn is not None:
+            settings.select_metric = "val_uar"
     result = train(model, train_rows, val_rows, root, tuple(classes), settings, run_dir / out, device=device,
                    resume=resume, evaluate_fn=evaluate_fn, progress=progress)
     return {"seed": settings.seed, "checkpoint": f"{out}/best.pt", "best_epoch": result.best_epoch,
@@ -186,16 +201,19 @@ def train_run(run_dir: str | Path, settings: RunSettings | None = None, resume: 
     runs = []
     for s in range(settings.seed, settings.seed + plan.n_seeds):
         for fold in folds:
-            config = dataclasses.replace(settings.train, seed=s)
+            config = dataclasses.replace(settings.train, seed=s, cache_precision=settings.frame_precision)
             out = f"train/seed{s}/fold{fold if fold is not None else 0}"
+            test = select(rows, fold=fold, split="test") if plan.selection == "test_war" else None
             record = train_fold(run, select(rows, fold=fold, split="train"), root, classes, clip_name,
-                                settings.model, config, out, dev, resume, progress, desc)
+                                settings.model, config, out, dev, resume, progress, desc, test)
             runs.append({"fold": fold, **record})
     flat = settings.flat()
     results = {"dataset": info["name"], "classes": list(classes), "clip_backbone": clip_name,
                "checkpoint": runs[0]["checkpoint"], "runs": runs, "cache_dir": FRAME_CACHE,
                "model_config": settings.model.to_dict(), "train_settings": settings.train.to_dict(),
                "descriptions": run_relative(desc, run) if desc else None,
+               "selection": "validation split (zero-shot UAR)" if plan.selection == "validation" else
+               "test_war: the test fold's WAR, as the official scripts (test-set selection: not a fair estimate)",
                "settings": {k: flat[k] for k in stage_parameters("03")}}
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes (see cli.train)
         write_stage(run, "03", results)

@@ -1,143 +1,183 @@
-"""Notebook 04's pipeline: zero-shot evaluation of the trained models beside CLIP frame-average baselines.
+"""Notebook 04's pipeline: within- and cross-dataset zero-shot scores of the run's models beside CLIP baselines.
 
-Every method is scored on the same frames (the centred window of each clip, cached frame embeddings):
-EmoCLIP (temporal transformer, class descriptions), and CLIP's frame-averaged image embeddings with
-class-name prompts or with class descriptions. Datasets: the training corpus's test fold (within-dataset)
-and the evaluation corpus's test folds (cross-dataset). Writes `<run_dir>/04_results.json`.
+Within MAFW, each model trained by notebook 03 (seed, fold) is scored on its own fold's test split; every
+other dataset of the run is scored, on the test split of each of its folds (or its single test split), by
+the model of each seed trained on one MAFW fold (`cross_fold`, default the first trained), as the official
+zero-shot scripts score one MAFW-trained checkpoint per dataset. With a given `checkpoint` (no training),
+that one model scores every dataset on all its folds. The scoring itself is `zeroshot.evaluate_dataset`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..model import load_checkpoint
+from ..data import ManifestRow, read_frames, read_manifest
+from ..errors import UserError
 from ..features import pool_windows
-from ..zeroshot import eval_frame_features, score, unique_rows
-from ..zeroshot import class_embeddings
-from ..data import ManifestRow, read_manifest, select
 from ..model import EmoCLIP
-from .prepare import dataset_paths, load_results
 from ..runtime import resolve_device
-from ..data import read_frames
-from ..zeroshot import show_explorer
-from ..zeroshot import resolve_prompts
-from .run_dir import read_stage
-from .training import descriptions_for
-from ..zeroshot import aggregate_folds
-
-# method name -> (video embedding, prompt mode)
-METHODS: dict[str, tuple[str, str]] = {
-    "EmoCLIP (descriptions)": ("emoclip", "description"),
-    "CLIP frame-avg (class names)": ("clip_frame_avg", "name"),
-    "CLIP frame-avg (descriptions)": ("clip_frame_avg", "description"),
-}
+from ..zeroshot import (BASELINES, METHODS, EvalProtocol, PromptEmbeddings, aggregate_folds, eval_frame_features,
+                        evaluate_dataset, load_eval_model, model_scale, resolve_prompts, show_explorer,
+                        unique_rows)
+from .prepare import dataset_paths, load_results
+from .run_dir import FRAME_CACHE, read_stage, stage_path
+from .settings import RunSettings
 
 
 class EvalContext:
-    """What every evaluation of a run shares: models per run, datasets, descriptions, settings."""
+    """What every evaluation of a run shares: its datasets, the models to score, protocol, caches."""
 
-    def __init__(self, run_dir: str | Path, device: str = "auto", descriptions: str | None = None) -> None:
+    def __init__(self, run_dir: str | Path, settings: RunSettings) -> None:
         """Args:
-            run_dir: run directory after notebook 03.
-            device: "auto", "cpu" or "cuda".
-            descriptions: class-description YAML override."""
-        self.run = Path(run_dir)
-        self.device = resolve_device(device)
+            run_dir: run directory after notebook 01 (and 03, unless `settings.checkpoint` is given).
+            settings: the run's settings."""
+        self.run, self.settings = Path(run_dir), settings
+        self.device = resolve_device(settings.device)
         self.prepared = load_results(self.run)
-        self.trained = read_stage(self.run, "03")
-        settings = self.trained["settings"]
-        self.clip_len, self.downsample = int(settings.get("clip_len", 32)), int(settings.get("downsample", 2))
-        self.cache = self.run / self.trained["cache_dir"]
-        info = self.prepared["datasets"]["train"]
-        self.descriptions = descriptions_for(self.run, info, descriptions)
-        self._models: dict[str, EmoCLIP] = {}
+        if settings.checkpoint is None and not stage_path(self.run, "03").is_file():
+            raise UserError("notebook 04 scores the models notebook 03 trained, or a given one: run notebook 03, "
+                            "or pass -p checkpoint PATH (ours, the official weights, or clip:ViT-B/32)")
+        self.trained = read_stage(self.run, "03") if settings.checkpoint is None else None
+        e = settings.eval
+        self.protocol = EvalProtocol(e.eval_clip_len, e.eval_downsample, e.eval_window, settings.seed,
+                                     precision=settings.frame_precision)
+        self.cache = self.run / FRAME_CACHE
+        self._models: dict[str, tuple[EmoCLIP, dict[str, Any]]] = {}
+        self._prompts: dict[tuple[str, str | None], PromptEmbeddings] = {}
+
+    def runs(self) -> list[dict[str, Any]]:
+        """The models to score: notebook 03's (seed, fold, checkpoint), or the one given checkpoint."""
+        if self.trained is None:
+            return [{"seed": None, "fold": None, "checkpoint": self.settings.checkpoint}]
+        return self.trained["runs"]
 
     def model(self, checkpoint: str) -> EmoCLIP:
-        """A trained model (loaded once).
+        """A model to score, loaded once (run-relative paths for notebook 03's checkpoints).
 
         Args:
-            checkpoint: path relative to the run directory.
+            checkpoint: a checkpoint path, or `clip:NAME`.
         """
         if checkpoint not in self._models:
-            self._models[checkpoint] = load_checkpoint(self.run / checkpoint, device=self.device)
-        return self._models[checkpoint]
+            local = self.run / checkpoint
+            source = str(local) if self.trained is not None and local.is_file() else checkpoint
+            self._models[checkpoint] = load_eval_model(source, self.device, self.settings.text_tower,
+                                                       self.settings.seed)
+        return self._models[checkpoint][0]
 
-    def rows(self, role: str) -> tuple[list[ManifestRow], Path, tuple[str, ...], str]:
-        """Rows, root, classes and name of a dataset role ("train" or "eval").
-
-        Args:
-            role: role in `01_results.json`.
-        """
-        manifest, root = dataset_paths(self.run, role, self.prepared)
-        info = self.prepared["datasets"][role]
-        return read_manifest(manifest), root, tuple(info["classes"]), info["name"]
-
-    def features(self, model: EmoCLIP, rows: Sequence[ManifestRow], root: Path,
-                 classes: Sequence[str]) -> tuple[torch.Tensor, list[ManifestRow]]:
-        """Cached centred-window frame features of `rows` (shared by every method and seed).
+    def record(self, checkpoint: str) -> dict[str, Any]:
+        """What a scored model is (format, layout, text tower).
 
         Args:
-            model: any model of the run (they share the frozen visual tower).
-            rows: rows to encode.
-            root: dataset root.
-            classes: label space of the rows.
+            checkpoint: as given to `model`.
         """
-        return eval_frame_features(model, rows, root, classes, self.clip_len, self.downsample, self.cache,
-                                   self.device)
+        self.model(checkpoint)
+        return self._models[checkpoint][1]
+
+    def methods(self, checkpoint: str) -> tuple[str, ...]:
+        """The methods a model can be scored with (CLIP alone: the baselines only).
+
+        Args:
+            checkpoint: as given to `model`.
+        """
+        return BASELINES if self.record(checkpoint)["clip_only"] else tuple(METHODS)
+
+    def descriptions(self, name: str) -> Path | None:
+        """The class descriptions of a dataset: the run's setting, else the data's own, else None (shipped).
+
+        Args:
+            name: a dataset of the run.
+        """
+        if self.settings.descriptions:
+            return Path(self.settings.descriptions)
+        own = self.prepared["datasets"][name].get("descriptions")
+        return self.run / own if own else None
+
+    def prompts(self, checkpoint: str, name: str) -> PromptEmbeddings:
+        """The class embeddings of a model under a dataset's descriptions (computed once).
+
+        Args:
+            checkpoint: as given to `model`.
+            name: a dataset of the run.
+        """
+        desc = self.descriptions(name)
+        key = (checkpoint, None if desc is None else str(desc))
+        if key not in self._prompts:
+            self._prompts[key] = PromptEmbeddings(self.model(checkpoint).encode_text, desc, self.device)
+        return self._prompts[key]
+
+    def rows(self, name: str) -> tuple[list[ManifestRow], Path, tuple[str, ...]]:
+        """Rows, root and classes of a dataset of the run.
+
+        Args:
+            name: "mafw", "dfew", ...
+        """
+        manifest, root = dataset_paths(self.run, name, self.prepared)
+        return read_manifest(manifest), root, tuple(self.prepared["datasets"][name]["classes"])
+
+    def display(self, name: str) -> str:
+        """How tables name a dataset ("DFEW").
+
+        Args:
+            name: a dataset of the run.
+        """
+        return self.prepared["datasets"][name]["display"]
 
 
-def method_scores(ctx: EvalContext, model: EmoCLIP, feats: torch.Tensor, rows: list[ManifestRow],
-                  classes: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Zero-shot results of every method on one set of rows.
+def _scored(ctx: EvalContext, name: str, run: dict[str, Any], folds: list[int] | None) -> list[dict[str, Any]]:
+    """Per-fold records of one model on one dataset."""
+    rows, root, classes = ctx.rows(name)
+    res = evaluate_dataset(ctx.model(run["checkpoint"]), rows, root, classes, ctx.protocol, ctx.cache, ctx.device,
+                           ctx.methods(run["checkpoint"]), folds, prompts=ctx.prompts(run["checkpoint"], name))
+    return [{"method": m, "seed": run["seed"], "model_fold": run["fold"], **f}
+            for m, out in res["methods"].items() for f in out["folds"]]
+
+
+def _cross_runs(ctx: EvalContext) -> list[dict[str, Any]]:
+    """One model per seed for the other datasets: the one trained on `cross_fold` (default: the first fold)."""
+    runs = ctx.runs()
+    trained = [r["fold"] for r in runs]
+    fold = ctx.settings.eval.cross_fold if ctx.settings.eval.cross_fold is not None else trained[0]
+    if fold not in trained:
+        raise UserError(f"cross_fold={fold}: notebook 03 trained folds {sorted(set(trained), key=str)}")
+    return [r for r in runs if r["fold"] == fold]
+
+
+def _summary(name: str, classes: tuple[str, ...], kind: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    return {"dataset": name, "kind": kind, "classes": list(classes), "records": records,
+            "summary": {m: aggregate_folds([r for r in records if r["method"] == m]) for m in methods}}
+
+
+def evaluate_datasets(ctx: EvalContext) -> dict[str, dict[str, Any]]:
+    """Every dataset of the run scored by the models it is scored with, keyed by display name.
 
     Args:
         ctx: evaluation context.
-        model: the trained EmoCLIP model (its backbone is the CLIP of the baselines).
-        feats: (N, T, D) frame features of `rows`.
-        rows: single-label rows.
-        classes: label space.
     """
+    train = ctx.prepared["train"] if ctx.trained is not None else None
     out = {}
-    for method, (embedding, mode) in METHODS.items():
-        text = class_embeddings(model.encode_text, classes, mode, ctx.descriptions)  # (C, D)
-        video = pool_windows(model, feats.to(ctx.device), embedding).cpu()  # (N, D)
-        out[method] = score(video, rows, classes, text)
+    for name in ctx.prepared["datasets"]:
+        if name == train:
+            records = [rec for run in ctx.runs() for rec in _scored(ctx, name, run, [run["fold"]])]
+            kind = "within"
+        else:
+            runs = _cross_runs(ctx) if ctx.trained is not None else ctx.runs()
+            records = [rec for run in runs for rec in _scored(ctx, name, run, None)]
+            kind = "cross" if ctx.trained is not None else "given checkpoint"
+        out[ctx.display(name)] = _summary(ctx.display(name), ctx.rows(name)[2], kind, records)
     return out
 
 
-def evaluate_dataset(ctx: EvalContext, role: str, within: bool) -> dict[str, Any]:
-    """Per-run, per-fold scores of every method on a dataset role's test splits, and their aggregate.
+def finding(results: dict[str, Any], method: str = "emoclip", baseline: str = "clip_names") -> dict[str, Any]:
+    """Whether EmoCLIP beats the frame-average baseline, per dataset, with the spread over seeds and folds.
 
     Args:
-        ctx: evaluation context.
-        role: "train" (within-dataset: each run's own test fold) or "eval" (cross-dataset: every fold).
-        within: evaluate only the fold each model was trained on.
-    """
-    rows, root, classes, name = ctx.rows(role)
-    records = []
-    for run in ctx.trained["runs"]:
-        model = ctx.model(run["checkpoint"])
-        folds = [run["fold"]] if within else sorted({r.fold for r in rows if r.fold is not None}) or [None]
-        for fold in folds:
-            test = unique_rows(select(rows, fold=fold, split="test") if fold is not None else rows)
-            feats, kept = ctx.features(model, test, root, classes)
-            for method, result in method_scores(ctx, model, feats, kept, classes).items():
-                records.append({"method": method, "seed": run["seed"], "fold": fold, **result})
-    summary = {m: aggregate_folds([r for r in records if r["method"] == m]) for m in METHODS}
-    return {"dataset": name, "classes": list(classes), "records": records, "summary": summary}
-
-
-def finding(results: dict[str, Any], method: str = "EmoCLIP (descriptions)",
-            baseline: str = "CLIP frame-avg (class names)") -> dict[str, Any]:
-    """Whether EmoCLIP beats the frame-average baseline, per dataset, with the spread over seeds.
-
-    Args:
-        results: {dataset key: evaluate_dataset output}.
+        results: from `evaluate_datasets`.
         method: the method compared.
         baseline: the reference method.
     """
@@ -145,6 +185,8 @@ def finding(results: dict[str, Any], method: str = "EmoCLIP (descriptions)",
     for key, res in results.items():
         ours = [r["uar"] for r in res["records"] if r["method"] == method]
         base = [r["uar"] for r in res["records"] if r["method"] == baseline]
+        if not ours or not base:
+            continue
         out[key] = {"emoclip_uar": float(np.mean(ours)), "emoclip_uar_std": float(np.std(ours)),
                     "baseline_uar": float(np.mean(base)), "baseline_uar_std": float(np.std(base)),
                     "emoclip_better": bool(np.mean(ours) > np.mean(base))}
@@ -153,9 +195,10 @@ def finding(results: dict[str, Any], method: str = "EmoCLIP (descriptions)",
 
 @dataclass
 class EvalClips:
-    """Test clips of a dataset role with both video embeddings, for plots and the clip explorer."""
+    """Test clips of a dataset with both video embeddings, for plots and the clip explorer."""
 
-    dataset: str
+    name: str  # the dataset's key ("dfew")
+    dataset: str  # its display name ("DFEW")
     classes: tuple[str, ...]
     root: Path
     rows: pd.DataFrame  # path, labels, caption: one row per clip
@@ -170,27 +213,32 @@ class EvalClips:
         return read_frames(self.root / self.rows["path"].iloc[index])
 
 
-def eval_clips(ctx: EvalContext, role: str | None = None) -> EvalClips:
-    """The test clips (single-label, every fold) of a role, embedded by the run's main model.
+def eval_clips(ctx: EvalContext, name: str | None = None) -> EvalClips:
+    """The single-label test clips (every fold) of a dataset, embedded by the run's first scored model.
 
     Args:
         ctx: evaluation context.
-        role: "train" or "eval" (default: the cross-dataset corpus when the run has one).
+        name: a dataset of the run (default: the first one that is not the training set, else that).
     """
-    if role is None:
-        different = ctx.prepared["datasets"]["eval"]["name"] != ctx.prepared["datasets"]["train"]["name"]
-        role = "eval" if different else "train"
-    rows, root, classes, name = ctx.rows(role)
-    model = ctx.model(ctx.trained["checkpoint"])
-    feats, kept = ctx.features(model, unique_rows([r for r in rows if r.split == "test"]), root, classes)
-    emb = {p: pool_windows(model, feats.to(ctx.device), p).cpu() for p in ("emoclip", "clip_frame_avg")}
+    train = ctx.prepared["train"]
+    name = name or next((n for n in ctx.prepared["datasets"] if n != train), train)
+    rows, root, classes = ctx.rows(name)
+    model = ctx.model(ctx.runs()[0]["checkpoint"])
+    p = ctx.protocol
+    feats, kept = eval_frame_features(model, unique_rows([r for r in rows if r.split == "test"]), root, classes,
+                                      p.clip_len, p.downsample, ctx.cache, ctx.device, False, p.window == "random",
+                                      p.seed, p.precision)
+    emb = {k: pool_windows(model, feats.to(ctx.device), k).cpu() for k in ("emoclip", "clip_frame_avg")}
     table = pd.DataFrame({"path": [r.path for r in kept], "labels": [r.labels for r in kept],
                           "caption": [r.caption for r in kept]})
-    return EvalClips(name, classes, root, table, emb)
+    return EvalClips(name, ctx.display(name), classes, root, table, emb)
 
 
 def clip_explorer(ctx: EvalContext, clips: EvalClips, interactive: bool = False, top_k: int = 3) -> Any:
     """The clip explorer over test clips' EmoCLIP embeddings (a widget, or a static table when headless).
+
+    Class scores are the softmax of the cosines times the model's own logit scale; the widget opens on the
+    first class as its query.
 
     Args:
         ctx: evaluation context.
@@ -198,7 +246,8 @@ def clip_explorer(ctx: EvalContext, clips: EvalClips, interactive: bool = False,
         interactive: build the ipywidgets explorer (JupyterLab) instead of the static table.
         top_k: clips shown per query.
     """
-    model = ctx.model(ctx.trained["checkpoint"])
-    prompts, _ = resolve_prompts(list(clips.classes), "ensemble", ctx.descriptions)
+    model = ctx.model(ctx.runs()[0]["checkpoint"])
+    prompts, _ = resolve_prompts(list(clips.classes), "ensemble", ctx.descriptions(clips.name))
     return show_explorer(clips.embeddings["emoclip"], clips.rows, model.encode_text, clips.frames, prompts,
-                         interactive=interactive, example_queries=list(clips.classes[:3]), top_k=top_k)
+                         scale=model_scale(model), interactive=interactive,
+                         example_queries=list(clips.classes[:3]), top_k=top_k, device=ctx.device)

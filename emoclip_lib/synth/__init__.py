@@ -1,5 +1,8 @@
 """The synthetic face-video world: people, faces and expressions, captions, corpora, web pictures, an interview cohort."""
 from .cohort import ITEMS as ITEMS
+from .releases import RELEASE_DIRS as RELEASE_DIRS
+from .releases import releases_info as releases_info
+from .releases import write_releases as write_releases
 from .web import WEB_FORMAT as WEB_FORMAT
 from .web import web_stills as web_stills
 from .world import generate_world as generate_world

@@ -53,7 +53,8 @@ CONFLICTS: tuple[tuple[str, str], ...] = (
 MOUTH_COMPONENTS: frozenset[str] = frozenset(
     {"lip_corner_up", "lip_corner_down", "lip_corner_one_side", "lips_press", "mouth_open"})
 VISIBLE_MIN = 0.12  # apex intensity below which a component is not described
-CORPUS_CODES: dict[str, int] = {"mafw_like": 1, "dfew_like": 2, "interviews": 3, "web": 4, "examples": 9}
+CORPUS_CODES: dict[str, int] = {"mafw_like": 1, "dfew_like": 2, "interviews": 3, "web": 4, "ferv39k_like": 5,
+                                "afew_like": 6, "examples": 9}
 
 
 @dataclass(frozen=True)

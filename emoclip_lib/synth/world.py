@@ -18,7 +18,7 @@ from ..data import BASIC_CLASSES, CANONICAL_CLASSES, InterviewRow, join_labels, 
 from ..errors import UserError
 from .captions import make_caption
 from .descriptions import write_class_descriptions
-from .cohort import ITEMS, InterviewSubject, plan_cohort, render_session
+from .cohort import ITEMS, plan_cohort, render_session
 from .files import fold_rows, subject_folds, write_csv, write_video
 from .people import FILM_SETTINGS, Person, sample_person, sample_scene
 from .recipes import (CORPUS_CODES, MOUTH_COMPONENTS, VISIBLE_MIN, ClipSpec, check_labels, clip_rng,
@@ -36,7 +36,7 @@ COMPOUNDS: tuple[str, ...] = (
     "anger+disgust", "happiness+surprise", "fear+surprise", "sadness+anxiety", "sadness+helplessness",
     "anger+surprise", "disgust+contempt", "sadness+disappointment", "fear+anxiety",
 )
-SUBJECT_PREFIX: dict[str, str] = {"mafw_like": "m", "dfew_like": "d"}
+SUBJECT_PREFIX: dict[str, str] = {"mafw_like": "m", "dfew_like": "d", "ferv39k_like": "f", "afew_like": "a"}
 DESCRIPTIONS_FILE = "class_descriptions.yaml"
 
 
@@ -53,13 +53,28 @@ class WorldSize:
     clip_frames: tuple[int, int]
     interview_frames: tuple[int, int]
     compound_fraction: float = 0.12
+    ferv39k_subjects: int = 5  # FERV39k-like and AFEW-like corpora (official layouts only)
+    afew_subjects: int = 5
+    eval_clips_per_subject: int = 1
 
 
 SIZES: dict[str, WorldSize] = {
-    "tiny": WorldSize(5, 2, 5, 1, 3, 2, (12, 16), (40, 48)),
-    "small": WorldSize(30, 13, 25, 8, 40, 3, (24, 40), (96, 160)),
-    "medium": WorldSize(60, 26, 50, 16, 160, 3, (24, 40), (96, 160)),
+    "tiny": WorldSize(5, 2, 5, 1, 6, 2, (12, 16), (40, 48)),
+    "small": WorldSize(30, 13, 25, 8, 40, 3, (24, 40), (96, 160), ferv39k_subjects=20, afew_subjects=15,
+                       eval_clips_per_subject=5),
+    "medium": WorldSize(60, 26, 50, 16, 160, 3, (24, 40), (96, 160), ferv39k_subjects=40, afew_subjects=30,
+                        eval_clips_per_subject=10),
 }
+
+
+def check_seed(seed: object) -> None:
+    """Refuse a world seed that is not a non-negative integer.
+
+    Args:
+        seed: the value given.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UserError(f"seed={seed!r}: the seed must be a non-negative integer")
 
 
 def resolve_size(size: str | WorldSize) -> WorldSize:
@@ -146,7 +161,7 @@ def plan_subjects(corpus: str, n_subjects: int, seed: int) -> list[tuple[Person,
     """Identities of a corpus with their usual setting; ids are prefixed per corpus so corpora never share one.
 
     Args:
-        corpus: "mafw_like" or "dfew_like".
+        corpus: a key of SUBJECT_PREFIX.
         n_subjects: number of identities.
         seed: world seed.
     """
@@ -159,19 +174,22 @@ def plan_subjects(corpus: str, n_subjects: int, seed: int) -> list[tuple[Person,
 
 
 def plan_corpus(corpus: str, size: str | WorldSize, seed: int) -> list[ClipSpec]:
-    """Plan every clip of "mafw_like" (11 classes, compounds, captions) or "dfew_like" (7 classes, no captions).
+    """Plan every clip of "mafw_like" (11 classes, compounds, captions) or of a 7-class caption-free corpus
+    with its own identities ("dfew_like", "ferv39k_like", "afew_like"); clips carry subject-disjoint folds 1..5.
 
     Args:
-        corpus: "mafw_like" or "dfew_like".
+        corpus: a key of SUBJECT_PREFIX.
         size: a size name or WorldSize.
         seed: world seed.
     """
     if corpus not in SUBJECT_PREFIX:
-        raise UserError(f"unknown corpus {corpus!r}: choose mafw_like or dfew_like")
+        raise UserError(f"unknown corpus {corpus!r}: choose one of {', '.join(SUBJECT_PREFIX)}")
     sz = resolve_size(size)
     mafw = corpus == "mafw_like"
-    n_subj = sz.mafw_subjects if mafw else sz.dfew_subjects
-    per = sz.mafw_clips_per_subject if mafw else sz.dfew_clips_per_subject
+    n_subj, per = {"mafw_like": (sz.mafw_subjects, sz.mafw_clips_per_subject),
+                   "dfew_like": (sz.dfew_subjects, sz.dfew_clips_per_subject),
+                   "ferv39k_like": (sz.ferv39k_subjects, sz.eval_clips_per_subject),
+                   "afew_like": (sz.afew_subjects, sz.eval_clips_per_subject)}[corpus]
     people = plan_subjects(corpus, n_subj, seed)
     world_rng = np.random.default_rng([seed, CORPUS_CODES[corpus], 0, 99])
     folds = subject_folds(n_subj, world_rng)
@@ -210,7 +228,18 @@ def _write_corpus(out: Path, specs: list[ClipSpec], progress: bool) -> dict[str,
     return dict(sorted(Counter(c[1] for c in clips).items()))
 
 
-def _write_interviews(out: Path, cohort: list[InterviewSubject], seed: int, progress: bool) -> int:
+def write_interviews(out: Path, size: WorldSize, seed: int, progress: bool) -> int:
+    """Render the interview cohort into `out/interviews/` (manifest.csv, videos/, latent_scores.csv).
+
+    Args:
+        out: the world's folder.
+        size: how many subjects, sessions and frames.
+        seed: world seed.
+        progress: show a progress bar.
+    Returns:
+        the number of interview videos.
+    """
+    cohort = plan_cohort(size.interview_subjects, size.interview_sessions, size.interview_frames, seed)
     (out / "interviews" / "videos").mkdir(parents=True, exist_ok=True)
     rows = []
     jobs = [(subj, s, ratings) for subj in cohort for s, _, ratings in subj.sessions]
@@ -237,21 +266,19 @@ def generate_world(out_dir: str | Path, size: str | WorldSize = "small", seed: i
     Returns:
         summary with seed, size, version, counts, class_counts, manifest paths and the descriptions path.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise UserError(f"seed={seed!r}: the seed must be a non-negative integer")
+    check_seed(seed)
     sz = resolve_size(size)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     class_counts = {c: _write_corpus(out, plan_corpus(c, sz, seed), progress) for c in ("mafw_like", "dfew_like")}
-    cohort = plan_cohort(sz.interview_subjects, sz.interview_sessions, sz.interview_frames, seed)
-    n_interviews = _write_interviews(out, cohort, seed, progress)
+    n_interviews = write_interviews(out, sz, seed, progress)
     write_class_descriptions(out / DESCRIPTIONS_FILE, seed=seed)
     info = {
         "version": SYNTH_VERSION, "seed": seed, "size": size if isinstance(size, str) else "custom",
         "size_params": asdict(sz), "fps": 16, "frame_size": 112,
         "counts": {"mafw_like": sum(class_counts["mafw_like"].values()),
                    "dfew_like": sum(class_counts["dfew_like"].values()),
-                   "interviews": n_interviews, "interview_subjects": len(cohort)},
+                   "interviews": n_interviews, "interview_subjects": sz.interview_subjects},
         "class_counts": class_counts,
         "manifests": {c: f"{c}/manifest.csv" for c in ("mafw_like", "dfew_like", "interviews")},
         "descriptions": DESCRIPTIONS_FILE,

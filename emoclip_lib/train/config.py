@@ -18,8 +18,10 @@ VIEW_SCHEDULES: tuple[str, ...] = ("auto", "cycle", "fresh")
 VAL_GROUPS: tuple[str, ...] = ("subject", "clip")
 AMP_DTYPES: tuple[str, ...] = ("bf16", "fp16")
 SELECT_MODES: tuple[str, ...] = ("auto", "min", "max")
-# Settings that may differ between a run and its resumption (they do not change the trained weights).
-RESUME_FREE_KEYS: frozenset[str] = frozenset({"epochs", "num_workers", "cache_dir", "cache_batch_size"})
+# Settings that may differ between a run and its resumption: they do not change the trained weights
+# (`epochs` does: the cosine schedule depends on it).
+RESUME_FREE_KEYS: frozenset[str] = frozenset({"num_workers", "cache_dir", "cache_batch_size"})
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -48,6 +50,7 @@ class TrainConfig:
     cache_views: int = 2  # augmented views cached per clip; epoch e trains on view e % cache_views
     cache_dir: str | None = None  # where the cache lives (default: <run_dir>/feature_cache); shareable across runs
     cache_batch_size: int = 8  # clips per forward pass while building the cache
+    cache_precision: str = "fp32"  # frame encoding into the cache: "fp32", "bf16", "fp16" or "auto"
     # "cycle" = view e % cache_views (what the cache stores), "fresh" = new randomness every epoch
     # (uncached only), "auto" = cycle with the cache, fresh without it.
     view_schedule: str = "auto"  # which randomness epoch e sees: "auto", "cycle" or "fresh"
@@ -113,6 +116,7 @@ class TrainConfig:
         _choice("amp_dtype", self.amp_dtype, AMP_DTYPES)
         _choice("select_mode", self.select_mode, SELECT_MODES)
         _choice("on_error", self.on_error, ("skip", "fail"))
+        _choice("cache_precision", self.cache_precision, PRECISIONS)
         for name in ("epochs", "batch_size", "clip_len", "downsample", "cache_views", "cache_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise UserError(f"training setting {name} must be at least 1, got {getattr(self, name)}")

@@ -95,7 +95,8 @@ def _build(model: EmoCLIP, rows: list[ManifestRow], root: Path, classes: tuple[s
     part = build_frame_cache(model, rows, root, classes, prep, views, cache_dir, ctx.device,
                              shard=range(ctx.rank, len(rows), ctx.world_size), writer=f"rank{ctx.rank}",
                              batch_size=config.cache_batch_size, num_workers=config.num_workers,
-                             on_error=config.on_error, progress=progress, fingerprint=fingerprint)
+                             on_error=config.on_error, progress=progress, fingerprint=fingerprint,
+                             precision=config.cache_precision)
     merged: list[list[str | None]] = [[None] * len(rows) for _ in views]
     for share in D.gather_objects(part, ctx):
         for slot, view in enumerate(views):

@@ -115,7 +115,8 @@ class PretrainData(NamedTuple):
 
 
 def assemble_data(pairs: list[ManifestRow], root: str | Path, frames_per_clip: int, size: int, by_subject: bool,
-                  web_pictures: int, seed: int, progress: bool = True) -> PretrainData:
+                  web_pictures: int, seed: int, progress: bool = True,
+                  web_cache: str | Path | None = None) -> PretrainData:
     """Decode the training clips' frames and draw `web_pictures` synthetic web pictures (`synth_web`).
 
     Args:
@@ -127,9 +128,10 @@ def assemble_data(pairs: list[ManifestRow], root: str | Path, frames_per_clip: i
         web_pictures: number of web pictures (0 = the training clips only).
         seed: seed of the web corpus.
         progress: show progress bars.
+        web_cache: folder keeping the drawn web pictures for the next run (`synth.web_stills`), or None.
     """
     frames = load_frames(pairs, root, frames_per_clip, size, progress)  # (N, F, 3, S, S)
-    stills, captions = web_stills(web_pictures, seed, size, progress)  # (M, 3, S, S)
+    stills, captions = web_stills(web_pictures, seed, size, progress, cache_dir=web_cache)  # (M, 3, S, S)
     groups = clip_groups(pairs, by_subject)
     first = int(groups.max()) + 1 if len(groups) else 0
     return PretrainData(

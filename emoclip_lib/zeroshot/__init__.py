@@ -6,6 +6,8 @@ from .evaluate import eval_frame_features as eval_frame_features
 from .evaluate import score as score
 from .evaluate import unique_rows as unique_rows
 from .explorer import build_explorer as build_explorer
+from .explorer import chance_level as chance_level
+from .explorer import spread as spread
 from .explorer import ranked_table as ranked_table
 from .explorer import show_explorer as show_explorer
 from .predict import predict_videos as predict_videos
@@ -24,3 +26,14 @@ from .scoring import evaluate as evaluate
 from .scoring import loco_recall as loco_recall
 from .tables import paper_table as paper_table
 from .tables import REPORTED_RESULTS as REPORTED_RESULTS
+from .dataset_eval import BASELINES as BASELINES
+from .dataset_eval import EvalProtocol as EvalProtocol
+from .dataset_eval import evaluate_dataset as evaluate_dataset
+from .dataset_eval import METHOD_LABELS as METHOD_LABELS
+from .dataset_eval import METHODS as METHODS
+from .dataset_eval import PromptEmbeddings as PromptEmbeddings
+from .dataset_eval import results_markdown as results_markdown
+from .dataset_eval import score_clips as score_clips
+from .dataset_eval import split_folds as split_folds
+from .dataset_eval import scored_clips as scored_clips
+from .models import load_eval_model as load_eval_model

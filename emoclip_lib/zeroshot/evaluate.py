@@ -38,8 +38,9 @@ def unique_rows(rows: Sequence[ManifestRow], single_label: bool = True) -> list[
 
 def eval_frame_features(model: EmoCLIP, rows: Sequence[ManifestRow], root: str | Path, classes: Sequence[str],
                         clip_len: int, downsample: int, cache_dir: str | Path, device: str | torch.device = "cpu",
-                        progress: bool = False) -> tuple[torch.Tensor, list[ManifestRow]]:
-    """Frame embeddings of each clip's centred window, from (and into) the on-disk cache.
+                        progress: bool = False, random_window: bool = False, seed: int = 0,
+                        precision: str = "fp32") -> tuple[torch.Tensor, list[ManifestRow]]:
+    """Frame embeddings of each clip's centred window (or a seeded random one), from (and into) the disk cache.
 
     Args:
         model: EmoCLIP model with a frozen visual tower.
@@ -51,13 +52,17 @@ def eval_frame_features(model: EmoCLIP, rows: Sequence[ManifestRow], root: str |
         cache_dir: feature cache root (shared with training).
         device: where the visual tower runs.
         progress: show progress bars.
+        random_window: a random start (wrapping) as the official test loaders take, seeded by `seed`,
+            instead of the centred window.
+        seed: seed of the random windows.
+        precision: frame encoding, "fp32", "bf16", "fp16" or "auto" (`runtime.autocast_context`).
     Returns:
         (features (N, T, D), the rows that could be read, in order).
     """
-    prep = Preprocessing(size=model.input_resolution, clip_len=clip_len, downsample=downsample, train=False,
-                         augment=False, seed=0)
+    prep = Preprocessing(size=model.input_resolution, clip_len=clip_len, downsample=downsample,
+                         train=random_window, augment=False, seed=seed if random_window else 0)
     paths = build_frame_cache(model, list(rows), root, tuple(classes), prep, [0], cache_dir, device=device,
-                              progress=progress)[0]
+                              progress=progress, precision=precision)[0]
     kept = [i for i in range(len(rows)) if paths.get(i)]
     feats = np.stack([np.load(paths[i], allow_pickle=False) for i in kept]) if kept else np.zeros((0, clip_len, 0))
     return torch.from_numpy(feats).float(), [rows[i] for i in kept]

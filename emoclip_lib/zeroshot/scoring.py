@@ -18,7 +18,8 @@ def evaluate(y_true: Any, y_pred: Any, class_names: Sequence[str]) -> dict[str, 
         y_pred: (N,) predicted class indices into `class_names`.
         class_names: the C labels of the label space.
     Returns:
-        dict with `uar`, `war` (fractions), `per_class_recall` {class: recall, NaN if absent from
+        dict with `uar`, `war` (fractions), `uar_official` (the official eval.py's variant, see
+        `metrics.uar_official`), `per_class_recall` {class: recall, NaN if absent from
         y_true}, `confusion` (C, C) int64 (rows true, columns predicted) and `n` (samples).
     """
     names = list(class_names)
@@ -26,6 +27,7 @@ def evaluate(y_true: Any, y_pred: Any, class_names: Sequence[str]) -> dict[str, 
     recall = metrics.per_class_recall(y_true, y_pred, len(names))
     return {
         "uar": metrics.uar(y_true, y_pred),
+        "uar_official": metrics.uar_official(y_true, y_pred),
         "war": metrics.war(y_true, y_pred),
         "per_class_recall": {name: float(r) for name, r in zip(names, recall)},
         "confusion": cm,

@@ -11,6 +11,7 @@ from emoclip_lib import cli
 from emoclip_lib.cli import downstream as cli_downstream
 
 from emoclip_lib.downstream import features
+from emoclip_lib.errors import UserError
 from emoclip_lib.model.checkpoint import build_model, save_checkpoint
 from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
 from conftest import random_video
@@ -108,3 +109,85 @@ def test_user_mistakes_are_one_line_errors(project, tmp_path, capsys):
     one_line_error(capsys, ["regress", str(tmp_path / "none.npz"), "--out", str(tmp_path / "r.json")],
                    "emoclip features")
     one_line_error(capsys, ["regress", str(garbage), "--out", str(tmp_path / "r.json")], "not a feature file")
+
+
+def regress_argv(features_file, out, *extra: str) -> list[str]:
+    return ["regress", str(features_file), "--out", str(out), "--models", "ridge", "--n-boot", "0",
+            "--outer-folds", "2", "--inner-folds", "2", "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--n-boot", "-5"], "--n-boot must be 0 (no intervals) or more, got -5"),
+    (["--models", ","], "--models ',' names no model"),
+    (["--models", " "], "names no model"),
+    (["--models", "ridge,lasso"], "unknown model 'lasso'"),
+    (["--models", "ridge,ridge"], "twice"),
+    (["--outer-folds", "1"], "--outer-folds must be at least 2"),
+    (["--inner-folds", "0"], "--inner-folds must be at least 2"),
+])
+def test_regress_options_are_checked_before_any_work(tmp_path, capsys, extra, needle):
+    # the feature file does not exist: the option is reported first, before anything is read
+    one_line_error(capsys, regress_argv(tmp_path / "none.npz", tmp_path / "r.json", *extra), needle)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_output_paths_are_checked_before_any_work(project, tmp_path, capsys):
+    base, root, manifest, ckpt = project
+    (tmp_path / "plain").write_text("x")
+    missing = tmp_path / "none.npz"
+    one_line_error(capsys, regress_argv(missing, tmp_path), "--out", "is a folder")
+    bad_predictions = str(tmp_path / "plain" / "p.csv")
+    one_line_error(capsys, regress_argv(missing, tmp_path / "r.json", "--predictions", bad_predictions),
+                   "--predictions", "plain is a file")
+    argv = features_argv(base, root, manifest, tmp_path / "missing.pt")  # checked before the checkpoint is read
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    one_line_error(capsys, argv, "--out", "is a folder")
+
+
+def feature_table(scores: dict[str, list[float]]):
+    import pandas as pd
+
+    n = len(next(iter(scores.values())))
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"path": [f"v{i}.mp4" for i in range(n)], "subject": [f"s{i}" for i in range(n)],
+                          "session": ["1"] * n, **scores, "n_windows": [1] * n,
+                          "features": list(rng.normal(size=(n, 3)))})
+    table.attrs.update(items=list(scores), settings={})
+    return table
+
+
+def test_regress_skips_an_item_whose_scores_are_all_equal_with_a_note(tmp_path, capsys):
+    path = tmp_path / "f.npz"
+    cli_downstream.save_features(feature_table({"varies": [float(i % 4) for i in range(8)], "flat": [2.0] * 8}), path)
+    assert cli.main(regress_argv(path, tmp_path / "r.json")) == 0
+    err = capsys.readouterr().err
+    assert "note: item 'flat' skipped: every score is 2" in err
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert {r["item"] for r in result["table"]} == {"varies", "average"}
+    assert set(result["skipped_items"]) == {"flat"}
+
+
+def hand_edited(file, changes: dict) -> None:
+    arrays = {"features": np.zeros((3, 2)), "path": np.array(["a", "b", "c"]), "subject": np.array(["1", "2", "3"]),
+              "session": np.array(["", "", ""]), "items": np.array(["x"]), "scores": np.zeros((3, 1)),
+              "n_windows": np.ones(3, np.int64), "settings": np.asarray("{}")}
+    arrays.update(changes)
+    with open(file, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"path": np.array(["a", "b"])}, "path has shape (2,) but features has 3 rows"),
+    ({"scores": np.zeros((4, 1))}, "scores has shape (4, 1)"),
+    ({"scores": np.zeros((3, 2))}, "scores has 2 columns but there are 1 items"),
+    ({"features": np.zeros(3)}, "features must be (videos, values)"),
+    ({"settings": np.asarray("{checkpoint: c.pt")}, "settings entry is not valid JSON"),
+    ({"settings": np.asarray("[1, 2]")}, "not a JSON object"),
+    ({"features": np.array([["a", "b"]] * 3)}, "must hold numbers"),
+])
+def test_a_hand_edited_feature_file_is_a_one_line_error(tmp_path, capsys, changes, needle):
+    path = tmp_path / "edited.npz"
+    hand_edited(path, changes)
+    with pytest.raises(UserError, match="edited.npz is not a valid feature file"):
+        cli_downstream.load_features(path)
+    one_line_error(capsys, regress_argv(path, tmp_path / "r.json"), "edited.npz", needle, "emoclip features")

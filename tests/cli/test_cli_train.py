@@ -17,7 +17,7 @@ def env(tmp_path, monkeypatch):
     """A profile file and recording stand-ins for the three stage functions."""
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     profile = tmp_path / "demo.yaml"
-    profile.write_text("description: test\nparameters:\n  seed: 3\n  dataset: synthetic\n  synth_size: tiny\n")
+    profile.write_text("description: test\nparameters:\n  seed: 3\n  synth_size: tiny\n")
     calls: list[tuple[str, object]] = []
     for stage, number in stages.TRAIN_STAGES.items():
         monkeypatch.setitem(stages.STAGE_FUNCTIONS, stage, _recorder(stage, number, calls))
@@ -148,3 +148,13 @@ def test_under_torchrun_rank0_pretrains_first_and_alone_writes_results(env, monk
         assert events == ["barrier", "barrier"]
         assert (env["out"] / "run.json").read_text() == before
     assert results["stage"] == "train" and results["flat"]["backbone"] == "tiny"
+
+
+def test_force_removes_only_what_the_tool_wrote(env, capsys):
+    assert train(env) == 0 and ran(env) == ["prepare", "curate", "train"]
+    (env["out"] / "my_notes.txt").write_text("mine")
+    (env["out"] / "analysis").mkdir()
+    assert train(env, "-p", "epochs", "3", "--force") == 0
+    assert "--force kept what the tool did not write" in capsys.readouterr().out
+    assert (env["out"] / "my_notes.txt").read_text() == "mine" and (env["out"] / "analysis").is_dir()
+    assert json.loads((env["out"] / "run.json").read_text())["parameters"]["epochs"] == 3

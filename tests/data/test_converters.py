@@ -1,6 +1,7 @@
 """Converters from the official release layouts (built in tmp_path) to manifest rows."""
 from __future__ import annotations
 
+import json
 import argparse
 from pathlib import Path
 
@@ -172,3 +173,63 @@ def test_convert_rejects_unknown_dataset_and_root(tmp_path: Path) -> None:
         convert("afew", tmp_path / "missing")
     with pytest.raises(UserError, match="subset 'both'"):
         convert("mafw", tmp_path, subset="both")
+
+
+# --- the layouts the official EmoCLIP loaders read ------------------------------------------------------
+
+def test_dfew_official_loader_lists(tmp_path: Path) -> None:
+    for fold in range(1, 6):
+        for split, clips in (("train", [1, 2, 3]), ("test", [4])):
+            lines = [f"/home/someone/DFEW_Frame_Face/{c:05d} {10 + c} {c}" for c in clips]
+            (tmp_path / f"DFEW_set_{fold}_{split}.txt").write_text("\n".join(lines) + "\n")
+    for c in range(1, 5):
+        (tmp_path / "DFEW_Frame_Face" / f"{c:05d}").mkdir(parents=True)
+    rows = convert("dfew", tmp_path)
+    assert len(rows) == 20 and {r.fold for r in rows} == {1, 2, 3, 4, 5}
+    test = [r for r in rows if r.fold == 2 and r.split == "test"]
+    assert [(r.path, r.labels) for r in test] == [("DFEW_Frame_Face/00004", "anger")]  # label 4 = anger
+    (tmp_path / "DFEW_set_3_test.txt").write_text("00004 12\n")
+    with pytest.raises(DataError, match=r"DFEW_set_3_test\.txt:1: expected `path num_frames label`"):
+        convert("dfew", tmp_path)
+
+
+def test_ferv39k_official_loader_lists(tmp_path: Path) -> None:
+    frames = tmp_path / "2_ClipsforFaceCrop"
+    for split, clips in (("train", ["Daily/Happy/0001", "Daily/Sad/0002"]), ("test", ["Drama/Angry/0003"])):
+        (tmp_path / f"{split}_image.txt").write_text("\n".join(f"{c} 16 0" for c in clips) + "\n")
+        for c in clips:
+            (frames / c).mkdir(parents=True)
+    rows = convert("ferv39k", tmp_path)
+    assert [(r.path, r.labels, r.split) for r in rows] == [
+        ("2_ClipsforFaceCrop/Daily/Happy/0001", "happiness", "train"),
+        ("2_ClipsforFaceCrop/Daily/Sad/0002", "sadness", "train"),
+        ("2_ClipsforFaceCrop/Drama/Angry/0003", "anger", "test")]
+
+
+@pytest.mark.parametrize("name", ["mafw", "dfew", "ferv39k", "afew"])
+def test_synthetic_releases_convert_like_real_ones(tmp_path_factory: pytest.TempPathFactory, name: str) -> None:
+    from emoclip_lib.synth import write_releases
+
+    out = tmp_path_factory.getbasetemp() / "releases"
+    info = write_releases(out, "tiny", 0, progress=False) if not (out / "world.json").is_file() else \
+        json.loads((out / "world.json").read_text())
+    rows = convert(name, out / info["releases"][name])
+    samples = {r.path for r in rows}
+    assert len(samples) == info["counts"][name]
+    assert all((out / info["releases"][name] / p).exists() for p in samples)
+    if name in ("mafw", "dfew"):
+        assert {r.fold for r in rows} == {1, 2, 3, 4, 5} and len(rows) == 5 * len(samples)
+    else:
+        assert {r.split for r in rows} == {"train", "test"} and len(rows) == len(samples)
+    assert all(r.caption for r in rows) == (name == "mafw")
+
+
+def test_a_subjects_file_beside_a_release_fills_the_subjects(tmp_path: Path) -> None:
+    make_mafw(tmp_path)
+    (tmp_path / "subjects.csv").write_text("path,subject\ndata/faces/00001,alice\ndata/faces/00002,bob\n")
+    rows = {r.path: r.subject for r in convert("mafw", tmp_path)}
+    assert rows["data/faces/00001"] == "alice" and rows["data/faces/00002"] == "bob"
+    assert rows["data/faces/00003"] == ""  # not listed: no subject
+    (tmp_path / "subjects.csv").write_text("path,subject\ndata/faces/00001\n")
+    with pytest.raises(DataError, match=r"subjects\.csv:2: expected `path,subject`"):
+        convert("mafw", tmp_path)

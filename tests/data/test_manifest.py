@@ -236,3 +236,72 @@ def test_validate_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert run_cli(["validate", str(bad), "--root", str(tmp_path), "--no-progress"]) == 1
     out = capsys.readouterr().out
     assert "row 3: clips/gone.mp4:" in out and "does not exist" in out and "unknown class 'angre'" in out
+
+
+def test_paths_outside_the_root_are_flagged_and_never_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emoclip_lib.data import manifest_checks
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    make_dataset_root(root)
+    outside.mkdir()
+    secret = write_mp4(outside / "clip.mp4")
+    (root / "clips" / "link.mp4").symlink_to(secret)
+    (root / "ext").symlink_to(outside, target_is_directory=True)
+    (root / "clips" / "inside.mp4").symlink_to(root / "clips" / "good.mp4")  # a link that stays inside is fine
+    opened: list[str] = []
+
+    def recording(real):
+        return lambda path, *args: opened.append(str(path)) or real(path, *args)
+
+    for name in ("count_frames", "read_frames"):
+        monkeypatch.setattr(manifest_checks, name, recording(getattr(manifest_checks, name)))
+    paths = [str(secret), "../outside/clip.mp4", "clips/link.mp4", "ext/clip.mp4", "clips/good.mp4",
+             "clips/inside.mp4"]
+    rows = [ManifestRow(p, "anger", "", "train", None, row_number=n) for n, p in enumerate(paths, start=2)]
+    report = validate_manifest(rows, root)
+    messages = {p.row_number: p.message for p in report.problems}
+    assert set(messages) == {2, 3, 4, 5}
+    assert "absolute" in messages[2] and "'..'" in messages[3]
+    assert all("outside the dataset root" in messages[n] and str(secret) in messages[n] for n in (4, 5))
+    assert all("not opened" in m for m in messages.values())
+    assert sorted(set(opened)) == [str(root / "clips" / "good.mp4"), str(root / "clips" / "inside.mp4")]
+
+
+def test_a_header_only_manifest_is_reported_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = write_text(tmp_path / "empty.csv", f"{HEADER}\n")
+    assert run_cli(["validate", str(empty), "--root", str(tmp_path), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "manifest OK" not in out and f"{empty}: the manifest has no rows" in out
+    assert not validate_manifest([], tmp_path).ok
+
+
+def test_class_summary_uses_canonical_names_and_only_classes_that_occur(tmp_path: Path) -> None:
+    make_dataset_root(tmp_path)
+    rows = [ManifestRow("clips/good.mp4", "Happiness", "", "train", row_number=2),
+            ManifestRow("faces/f1", "happiness + Sadness", "", "test", row_number=3),
+            ManifestRow("clips/corrupt.mp4", "ANGER+", "", "test", row_number=4)]
+    report = validate_manifest(rows, tmp_path, check_decode=False)
+    assert report.class_counts == {"anger": 1, "happiness": 2, "sadness": 1}
+    assert report.compound == 1
+    line = next(x for x in report.summary().splitlines() if x.startswith("samples per class"))
+    assert line == "samples per class: anger 1, happiness 2, sadness 1"
+    assert [p.row_number for p in report.problems] == [4] and "empty label" in report.problems[0].message
+
+
+def test_problems_of_rows_built_in_memory_name_the_path_only(tmp_path: Path) -> None:
+    make_dataset_root(tmp_path)
+    rows = [ManifestRow("clips/good.mp4", "anger"), ManifestRow("clips/good.mp4", "anger"),
+            ManifestRow("clips/gone.mp4", "fear")]
+    lines = [str(p) for p in validate_manifest(rows, tmp_path).problems]
+    assert sorted(lines) == ["clips/gone.mp4: " + str(tmp_path / "clips" / "gone.mp4") + " does not exist",
+                             "clips/good.mp4: duplicate of another row (same path, fold and split); delete one"]
+    from_file = [ManifestRow("clips/gone.mp4", "fear", row_number=5)]
+    assert str(validate_manifest(from_file, tmp_path).problems[0]).startswith("row 5: clips/gone.mp4: ")
+
+
+def test_validation_keeps_native_decoder_messages_out_of_the_report(tmp_path: Path,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    make_dataset_root(tmp_path)
+    report = validate_manifest([ManifestRow("clips/corrupt.mp4", "anger", row_number=2)], tmp_path)
+    assert "cannot decode" in report.problems[0].message
+    assert capfd.readouterr().err == ""

@@ -211,9 +211,38 @@ def test_user_errors():
         regression.grouped_nested_cv(bad, y, groups)
     with pytest.raises(UserError, match="groups has 9 entries"):
         regression.grouped_nested_cv(X, y, groups[:9])
-    with pytest.raises(UserError, match="item 'x', mean: only 0 samples"):
+    with pytest.raises(UserError, match="cannot regress item 'x': mean: only 0 samples"):
         regression.regress_items(X, {"x": np.full(10, np.nan)}, groups, models=(), progress=False)
     with pytest.raises(UserError, match="reserved"):
         regression.regress_items(X, {"average": y}, groups, progress=False)
     with pytest.raises(UserError, match="have 9 values"):
         regression.regress_items(X, {"x": y[:9]}, groups, progress=False)
+
+
+def test_an_item_whose_scores_are_all_equal_is_skipped_with_a_note():
+    X, y, groups = planted(n_subjects=20, n_videos=1, dim=4)
+    flat = np.full(y.size, 3.0)
+    flat[[2, 5]] = np.nan  # missing scores do not make it vary
+    kwargs = dict(models=("ridge",), n_boot=0, param_grids={"ridge": RIDGE_GRID}, progress=False)
+    out = regression.regress_items(X, {"a": y, "flat": flat}, groups, **kwargs)
+    assert set(out.skipped) == {"flat"} and "every score is 3" in out.skipped["flat"]
+    assert set(out.table["item"]) == {"a", "average"}
+    assert not any(item == "flat" for item, _ in out.predictions)
+    alone = regression.regress_items(X, {"a": y}, groups, **kwargs).table
+    rows = out.table.set_index(["item", "method"])
+    for method in ("mean", "ridge"):  # every metric averaged over the same items: here item a alone
+        for metric in ("pcc", "ccc", "mae", "rmse"):
+            assert rows.loc[("average", method), metric] == pytest.approx(rows.loc[("a", method), metric])
+    pd.testing.assert_frame_equal(out.table, alone)
+
+
+def test_items_that_cannot_be_scored_are_skipped_and_all_skipped_is_an_error():
+    X, y, groups = planted(n_subjects=12, n_videos=1, dim=3)
+    one_score = np.full(y.size, np.nan)
+    one_score[0] = 1.0
+    kwargs = dict(models=("ridge",), n_boot=0, param_grids={"ridge": RIDGE_GRID}, progress=False)
+    out = regression.regress_items(X, {"a": y, "sparse": one_score}, groups, **kwargs)
+    assert "mean: only 1 samples have a score" in out.skipped["sparse"]
+    assert set(out.table["item"]) == {"a", "average"}
+    with pytest.raises(UserError, match=r"no item can be regressed: item 'c': every score is 1.*; item 'd': mean"):
+        regression.regress_items(X, {"c": np.ones(y.size), "d": one_score}, groups, **kwargs)

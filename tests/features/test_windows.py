@@ -37,13 +37,8 @@ def write_manifest(path: Path, rows: list[str]) -> Path:
 
 
 @pytest.fixture
-def dataset(tmp_path):
-    root = tmp_path / "videos"
-    root.mkdir()
-    for k, n in enumerate((30, 21, 9)):
-        random_video(root / f"v{k}.mp4", n, seed=k)
-    manifest = write_manifest(tmp_path / "interviews.csv", ["v0.mp4,s1,a,3,1.5", "v1.mp4,s1,b,5,", "v2.mp4,s2,a,2,4"])
-    return manifest, root
+def dataset(interview_videos):
+    return interview_videos
 
 
 class FrameIndexModel:

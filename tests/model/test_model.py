@@ -11,6 +11,7 @@ from emoclip_lib.model.clip import load_clip
 from emoclip_lib.errors import UserError
 from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig, TemporalTransformer, contrastive_loss
 from emoclip_lib.model.official import OfficialTemporalReference
+from conftest import official_state
 from emoclip_lib.data.tokenizer import tokenize
 
 HEADS, HEAD_DIM, MLP = 8, 32, 64  # the official quirk at tiny scale: wide heads, d_model-wide MLP
@@ -78,21 +79,6 @@ def test_official_layout_parameter_count_matches_the_paper():
     assert 67e6 < n < 69e6  # about 68M trainable parameters
 
 
-def _official_state(clip: torch.nn.Module, ref: OfficialTemporalReference, visual_only: bool) -> dict:
-    state = {}
-    for k, v in clip.state_dict().items():
-        if not visual_only or k.startswith("visual."):
-            state[f"module.backbone.{k}"] = v.half()  # official CUDA runs keep CLIP in fp16
-    for k, v in ref.state_dict().items():
-        state[f"module.temporal.{k}"] = v
-    if visual_only:
-        state["module.mlp.0.weight"] = torch.randn(16, 64)
-        state["module.mlp.0.bias"] = torch.zeros(16)
-    else:
-        state["module.logit_scale"] = torch.tensor(3.0)
-    return state
-
-
 def _reference_video(clip, ref, frames):
     feats = clip.encode_image(frames.flatten(0, 1)).float().view(*frames.shape[:2], -1)  # (B, T, D)
     return ref(feats)
@@ -105,10 +91,10 @@ def test_official_checkpoint_matches_reference_forward(tmp_path, visual_only):
     torch.manual_seed(0)
     ref = OfficialTemporalReference(64, layers=2, heads=HEADS, head_dim=HEAD_DIM, mlp_dim=MLP).eval()
     # the documented key layout loads strictly into the reference module
-    assert set(ref.state_dict()) == {k[len("module.temporal."):] for k in _official_state(clip, ref, visual_only)
+    assert set(ref.state_dict()) == {k[len("module.temporal."):] for k in official_state(clip, ref, visual_only)
                                      if k.startswith("module.temporal.")}
     path = tmp_path / "official.pth"
-    torch.save(_official_state(clip, ref, visual_only), path)
+    torch.save(official_state(clip, ref, visual_only), path)
     model = load_checkpoint(path, heads=HEADS)
     assert model.config.temporal.head_dim == HEAD_DIM and model.config.temporal.mlp_dim == MLP
     frames = _frames(b=2, t=6)
@@ -129,7 +115,7 @@ def test_official_checkpoint_matches_reference_forward(tmp_path, visual_only):
 def test_official_checkpoint_unknown_and_missing_keys_are_listed(tmp_path):
     clip = load_clip("tiny")
     ref = OfficialTemporalReference(64, layers=1, heads=HEADS, head_dim=HEAD_DIM, mlp_dim=MLP)
-    state = _official_state(clip, ref, visual_only=False)
+    state = official_state(clip, ref, visual_only=False)
     state["module.temporal.extra_thing"] = torch.zeros(1)
     torch.save(state, tmp_path / "bad.pth")
     with pytest.raises(UserError, match="temporal.extra_thing"):
@@ -144,7 +130,7 @@ def test_official_checkpoint_unknown_and_missing_keys_are_listed(tmp_path):
 def test_wrong_head_count_is_a_clear_error(tmp_path):
     clip = load_clip("tiny")
     ref = OfficialTemporalReference(64, layers=1, heads=HEADS, head_dim=HEAD_DIM, mlp_dim=MLP)
-    torch.save(_official_state(clip, ref, visual_only=False), tmp_path / "o.pth")
+    torch.save(official_state(clip, ref, visual_only=False), tmp_path / "o.pth")
     with pytest.raises(UserError, match="heads"):
         load_checkpoint(tmp_path / "o.pth", heads=5)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import nullcontext
 
 import nbformat
 import pytest
@@ -18,8 +19,10 @@ PROFILES = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 @pytest.mark.parametrize("name", PROFILES)
 def test_every_profile_resolves_with_valid_names_types_and_ranges(name):
     profile = load_profile(name)
-    settings = resolve_settings(profile)
-    flat = settings.flat()
+    given = {key: "/data/x" for key in profile.required}
+    with pytest.raises(UserError, match=f"profile {name} needs") if profile.required else nullcontext():
+        resolve_settings(profile)
+    flat = resolve_settings(profile, given).flat()
     for key, value in profile.parameters.items():
         assert flat[key] == (list(value) if isinstance(value, tuple) else value), key
     assert {p.stem[:2] for p in notebook_paths()} >= set(profile.stages)
@@ -34,7 +37,7 @@ def test_parameters_cells_are_generated_from_the_settings(path):
 
 
 def test_every_parameter_names_one_field_and_one_notebook():
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed", "cache_dir"}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed", "cache_dir", "cache_precision"}
     assert train_fields <= set(PARAMETERS)
     assert {p.stage for p in PARAMETERS.values()} == {"01", "02", "03", "04", "05"}
     assert set(stage_parameters("03")) >= train_fields | {"backbone", "layers", "heads", "n_seeds"}

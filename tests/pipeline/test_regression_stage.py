@@ -50,8 +50,8 @@ def make_run(tmp_path, cohort, interviews: bool = True, stage03: bool = True):
     shutil.copytree(cohort, run)
     entry = {"name": "interviews", "manifest": "data/interviews/manifest.csv", "root": "data/interviews",
              "latent_scores": "data/interviews/latent.csv", "items": ["a", "b", "c"]}
-    prepared = {"format": "emoclip-prepare-1", "dataset": "synthetic", "seed": 0,
-                "datasets": {"interviews": entry} if interviews else {}}
+    prepared = {"format": "emoclip-prepare-2", "seed": 0, "train": None, "datasets": {},
+                "interviews": entry if interviews else None}
     (run / "01_results.json").write_text(json.dumps(prepared), encoding="utf-8")
     if stage03:
         (run / "03_results.json").write_text(json.dumps({"checkpoint": "model.pt"}), encoding="utf-8")

@@ -9,7 +9,6 @@ from emoclip_lib.pipeline import reproduce
 PROFILE = """description: tiny chain for the tests
 notebooks: ["01", "02", "03"]
 parameters:
-  dataset: synthetic
   synth_size: tiny
   backbone: tiny
   pretrain_epochs: 1

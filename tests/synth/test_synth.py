@@ -63,7 +63,7 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_same_seed_gives_identical_bytes_and_other_seed_differs(worlds: dict[str, Path]) -> None:
     a, b, c = (_hashes(worlds[k]) for k in "abc")
     assert a == b
-    assert len(a) == 10 + 5 + 6 + 3 + 3  # videos, 3 manifests, latent scores, world.json, descriptions
+    assert len(a) == 10 + 5 + 12 + 3 + 3  # videos, 3 manifests, latent scores, world.json, descriptions
     differing = [k for k in a if k in c and a[k] != c[k]]
     assert "mafw_like/manifest.csv" in differing and "mafw_like/videos/000000.mp4" in differing
 
@@ -106,12 +106,12 @@ def test_manifests_schema_folds_and_disjoint_identities(worlds: dict[str, Path])
     assert all(r["caption"] == "" for r in _read(worlds["a"] / "dfew_like" / "manifest.csv")[1])
     assert all(r["caption"] for r in _read(worlds["a"] / "mafw_like" / "manifest.csv")[1])
     info = json.loads((worlds["a"] / "world.json").read_text())
-    assert info["seed"] == 0 and info["counts"]["mafw_like"] == 10 and info["counts"]["interview_subjects"] == 3
+    assert info["seed"] == 0 and info["counts"]["mafw_like"] == 10 and info["counts"]["interview_subjects"] == 6
 
 
 def test_interview_files(worlds: dict[str, Path]) -> None:
     header, rows = _read(worlds["a"] / "interviews" / "manifest.csv")
-    assert header == ["path", "subject", "session", *ITEMS] and len(rows) == 6
+    assert header == ["path", "subject", "session", *ITEMS] and len(rows) == 12
     assert all(1 <= int(r[k]) <= 7 for r in rows for k in ITEMS)
     latent_header, latent = _read(worlds["a"] / "interviews" / "latent_scores.csv")
     assert latent_header == ["subject", *ITEMS] and {r["subject"] for r in latent} == {r["subject"] for r in rows}
@@ -268,9 +268,13 @@ def test_cli_refuses_non_empty_folder_unless_forced(tmp_path: Path, capsys: pyte
         args.func(args)
     forced = _synth_args(["--out", str(tmp_path), "--size", "tiny", "--seed", "2", "--no-progress", "--force"])
     assert forced.func(forced) == 0
-    assert "10 mafw_like clips" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "MAFW: 10 clips (emoclip manifest mafw --root" in out and "DFEW: 5 clips" in out  # official layout
     assert (tmp_path / "keep.txt").read_text() == "x"
     assert json.loads((tmp_path / "world.json").read_text())["seed"] == 2
+    assert (tmp_path / "MAFW" / "Train_Test_Set" / "single" / "with_caption_new" / "set_1" / "train.txt").is_file()
+    manifest = _synth_args(["--out", str(tmp_path / "m"), "--size", "tiny", "--layout", "manifest", "--no-progress"])
+    assert manifest.func(manifest) == 0 and "10 mafw_like clips" in capsys.readouterr().out
     with pytest.raises(UserError, match="seed"):
         generate_world(tmp_path / "neg", "tiny", seed=-1, progress=False)
     with pytest.raises(UserError, match="size"):

@@ -227,3 +227,79 @@ def test_cli_errors_are_one_line(setup: dict, tmp_path: Path, capsys: pytest.Cap
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("emoclip predict: error: ")
     assert __import__("re").search(pattern, err), err
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("out_folder", r"--out .*outputs.csv is a folder"),
+    ("plot_in_a_file", r"--plot .*plain/t.png cannot be created: .*plain is a file"),
+    ("out_read_only", r"--out .*p.json cannot be created in .*Permission denied"),
+    ("min_face", r"--min-face must be at least 1"),
+])
+def test_outputs_and_options_are_checked_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch, case: str,
+                                                         pattern: str) -> None:
+    # neither the video nor the checkpoint exists: what is reported first must be the bad output or option
+    (tmp_path / "outputs.csv").mkdir()
+    (tmp_path / "plain").write_text("x")
+    extra = {"out_folder": ["--out", str(tmp_path / "outputs.csv")],
+             "plot_in_a_file": ["--plot", str(tmp_path / "plain" / "t.png")],
+             "out_read_only": ["--out", str(tmp_path / "p.json")],
+             "min_face": ["--min-face", "0"]}[case]
+    if case == "out_read_only":
+        real_open = __import__("os").open
+
+        def read_only(path, flags, *args):
+            if "write-check" in str(path):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr("emoclip_lib.io_utils.os.open", read_only)
+    code, _, err = run_cli([str(tmp_path / "ghost.mp4"), "--checkpoint", str(tmp_path / "nope.pt"),
+                            "--classes", "happiness,sadness", *extra], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("emoclip predict: error: ")
+    assert __import__("re").search(pattern, err), err
+
+
+def test_min_face_reaches_the_face_crop_and_the_no_face_advice_names_it(setup: dict, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from emoclip_lib.cli import predict as cli_predict
+
+    seen = {}
+
+    def no_face_found(paths, model, text_emb, labels, **kwargs):
+        seen.update(kwargs)
+        raise FaceNotFound(f"no face found in {paths[0]} (faces of at least {kwargs['crop'].min_size} px): "
+                           f"lower the minimum face size")
+
+    monkeypatch.setattr(cli_predict, "predict_videos", no_face_found)
+    code, _, err = run_cli([str(setup["long"]), "--checkpoint", str(setup["ckpt"]), "--classes", "happiness,sadness",
+                            "--min-face", "12"], capsys)
+    assert code == 2 and seen["crop"].min_size == 12 and not seen["full_frame"]
+    assert "at least 12 px" in err and "--min-face" in err and err.count("\n") == 1
+    run_cli([str(setup["long"]), "--checkpoint", str(setup["ckpt"]), "--classes", "happiness,sadness"], capsys)
+    assert seen["crop"].min_size == 40  # the default of FaceCrop
+
+
+def test_a_single_class_warns_that_every_probability_is_one(setup: dict, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    argv = [str(setup["short"]), "--checkpoint", str(setup["ckpt"]), "--full-frame", "--clip-len", "4"]
+    code, _, err = run_cli([*argv, "--classes", "happiness", "--out", str(tmp_path / "p.csv")], capsys)
+    assert code == 0 and "warning: only one class (happiness)" in err and "two or more classes" in err
+    assert (pd.read_csv(tmp_path / "p.csv")["prob"] == 1.0).all()
+    code, _, err = run_cli([*argv, "--classes", "happiness,sadness"], capsys)
+    assert code == 0 and "warning" not in err
+
+
+def test_native_decoder_messages_are_silenced_by_the_shared_helper(tmp_path: Path,
+                                                                   capfd: pytest.CaptureFixture) -> None:
+    from emoclip_lib.cli import predict as cli_predict
+    from emoclip_lib.data import quiet_native_stderr
+
+    assert not hasattr(cli_predict, "_quiet_native_stderr")  # one helper, in emoclip_lib.data.video
+    assert cli_predict.quiet_native_stderr is quiet_native_stderr
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"garbage" * 50)
+    with pytest.raises(DataError, match="broken.mp4"):
+        cli_predict.probe_videos([str(bad)])
+    assert capfd.readouterr().err == ""

@@ -89,17 +89,59 @@ def _locator(root: Path):  # -> Callable[[str], str]
     return locate
 
 
+LOADER_LIST = "DFEW_set_{fold}_{split}.txt"  # the official EmoCLIP loader's lists: `path num_frames label`
+LOADER_DIRS: tuple[str, ...] = (".", "EmoLabel_DataSplit", "annotation", "Annotation", "data_split")
+
+
+def read_loader_list(path: Path) -> list[tuple[str, str]]:
+    """Parse one of the official EmoCLIP loader's DFEW lists (`path num_frames label`, label 1..7).
+
+    Args:
+        path: e.g. `DFEW_set_1_train.txt`.
+    Returns:
+        (clip id, class) per row: the clip id is the last component of the path.
+    Raises:
+        DataError: naming the file and line of a malformed row or an unknown label number.
+    """
+    out: list[tuple[str, str]] = []
+    for line, text in text_lines(path):
+        fields = text.split()
+        if len(fields) < 3 or not fields[-1].isdigit() or int(fields[-1]) not in DFEW_LABELS:
+            raise DataError(f"{path}:{line}: expected `path num_frames label` with label 1..7, got {text[:80]!r}")
+        clip = fields[0].replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+        out.append((_clip_id(clip), DFEW_LABELS[int(fields[-1])]))
+    return out
+
+
+def _loader_lists(root: Path) -> dict[tuple[int, str], Path] | None:
+    """The ten `DFEW_set_{fold}_{split}.txt` lists of the official loader, when all are there."""
+    for folder in LOADER_DIRS:
+        found = {(f, s): root / folder / LOADER_LIST.format(fold=f, split=s) for f in FOLDS for s in ("train", "test")}
+        if all(p.is_file() for p in found.values()):
+            return found
+    return None
+
+
 def convert(root: Path) -> list[ManifestRow]:
     """DFEW rows: fold = set number, single-labelled clips only, captions and subjects empty.
+
+    Reads the release's `EmoLabel_DataSplit/` CSVs, or the lists the official EmoCLIP loader reads
+    (`DFEW_set_{fold}_{split}.txt`, with frames in `DFEW_Frame_Face/<clip>/`).
 
     Args:
         root: DFEW root holding `EmoLabel_DataSplit/` and the clips (see data_manifests/README.md).
     """
+    lists = _loader_lists(root)
+    if lists is not None:
+        locate = _locator(root)
+        return [ManifestRow(path=locate(clip_id), labels=label, split=split, fold=fold)
+                for (fold, split), path in lists.items() for clip_id, label in read_loader_list(path)]
     base = first_existing(root, SPLIT_ROOTS)
     dirs = {s: _split_dir(base, s) for s in ("train", "test")} if base is not None else {}
     if base is None or None in dirs.values():
         raise layout_error("dfew", root, [f"{SPLIT_ROOTS[0]}/{s}(single-labeled)/set_{{1..5}}.csv"
-                                          for s in ("train", "test")])
+                                          for s in ("train", "test")]
+                           + ["or the official loader's DFEW_set_{1..5}_{train,test}.txt with DFEW_Frame_Face/"])
     locate = _locator(root)
     rows: list[ManifestRow] = []
     for fold in FOLDS:

@@ -8,11 +8,13 @@ from .common import canonical_emotion, first_existing, layout_error, relative, t
 from ...errors import DataError
 from ..manifest import ManifestRow
 
-SETUP_DIRS: tuple[str, ...] = ("Data/4_setups/All_scenes", "4_setups/All_scenes", "Data/4_setups", "4_setups")
+# the release's 4_setups lists, then where the official EmoCLIP loader's `{split}_image.txt` may lie
+SETUP_DIRS: tuple[str, ...] = ("Data/4_setups/All_scenes", "4_setups/All_scenes", "Data/4_setups", "4_setups", ".",
+                               "Data")
 FRAME_ROOTS: tuple[str, ...] = ("Data/2_ClipsforFaceCrop", "2_ClipsforFaceCrop")
 LIST_NAMES: dict[str, tuple[str, ...]] = {
     split: tuple(f"{split}_{tag}.{ext}" for tag in ("All", "all") for ext in ("csv", "txt"))
-    + (f"{split}.csv", f"{split}.txt")
+    + (f"{split}.csv", f"{split}.txt", f"{split}_image.txt")
     for split in ("train", "test")
 }
 
@@ -59,9 +61,13 @@ def convert(root: Path) -> list[ManifestRow]:
     Args:
         root: FERV39k root holding `Data/4_setups/` and `Data/2_ClipsforFaceCrop/` (or those without `Data/`).
     """
-    setups = first_existing(root, SETUP_DIRS)
     frames = first_existing(root, FRAME_ROOTS)
-    lists = {s: first_existing(setups, LIST_NAMES[s], want_dir=False) for s in ("train", "test")} if setups else {}
+    setups, lists = None, {}
+    for folder in SETUP_DIRS:  # the first folder holding both lists
+        found = {s: first_existing(root / folder, LIST_NAMES[s], want_dir=False) for s in ("train", "test")}
+        if (root / folder).is_dir() and None not in found.values():
+            setups, lists = root / folder, found
+            break
     if setups is None or frames is None or None in lists.values():
         raise layout_error("ferv39k", root, [f"{SETUP_DIRS[0]}/train_All.csv and test_All.csv (rows "
                                              f"`scene/emotion/clip label`)", f"{FRAME_ROOTS[0]}/<scene>/<emotion>/<clip>/"])

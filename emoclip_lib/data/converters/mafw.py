@@ -12,7 +12,7 @@ from ..manifest import ManifestRow
 SPLIT_ROOTS: tuple[str, ...] = ("Train_Test_Set", "Train & Test Set")
 CAPTION_DIRS: tuple[str, ...] = ("with_caption_new", "with_caption")
 NO_CAPTION_DIRS: tuple[str, ...] = ("no_caption_new", "no_caption")
-SUBSETS: tuple[str, ...] = ("all", "single", "compound")
+MAFW_SUBSETS: tuple[str, ...] = ("all", "single", "compound")
 FOLDS: tuple[int, ...] = (1, 2, 3, 4, 5)
 ENCODINGS: tuple[str, ...] = ("utf-8-sig", "gb18030")  # the release is GBK; re-saved UTF-8 copies also work
 
@@ -104,8 +104,8 @@ def convert(root: Path, subset: str = "all") -> list[ManifestRow]:
         root: MAFW root holding `Train_Test_Set/` and `data/`.
         subset: "all" (single and compound sets), "single" (the official EmoCLIP protocol) or "compound".
     """
-    if subset not in SUBSETS:
-        raise UserError(f"MAFW subset {subset!r} is not one of {', '.join(SUBSETS)}")
+    if subset not in MAFW_SUBSETS:
+        raise UserError(f"MAFW subset {subset!r} is not one of {', '.join(MAFW_SUBSETS)}")
     base = first_existing(root, SPLIT_ROOTS)
     kinds = ["single", "compound"] if subset == "all" else [subset]
     if base is None or not all((base / k).is_dir() for k in kinds):
