@@ -22,10 +22,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..data import BASIC_CLASSES, CANONICAL_CLASSES
 from .descriptions import write_class_descriptions
+from .parallel import parallel_map
 from .recipes import ClipSpec, render_clip
 from .world import SYNTH_VERSION, WorldSize, check_seed, plan_corpus, resolve_size, write_interviews
 
@@ -77,8 +77,8 @@ def _subjects(out: Path, paths: list[tuple[str, ClipSpec]]) -> None:
 
 
 def _mafw(out: Path, specs: list[ClipSpec], progress: bool) -> None:
-    for spec in tqdm(specs, desc="MAFW-like", disable=not progress):
-        _write_frames(out / "data" / "faces" / _clip_id(spec), render_clip(spec))
+    for spec, frames in zip(specs, parallel_map(render_clip, specs, "MAFW-like", progress)):
+        _write_frames(out / "data" / "faces" / _clip_id(spec), frames)
     _subjects(out, [(f"data/faces/{_clip_id(s)}", s) for s in specs])
     for kind, compound in (("single", False), ("compound", True)):
         chosen = [s for s in specs if (len(s.labels) > 1) == compound]
@@ -91,8 +91,8 @@ def _mafw(out: Path, specs: list[ClipSpec], progress: bool) -> None:
 
 
 def _dfew(out: Path, specs: list[ClipSpec], progress: bool) -> None:
-    for spec in tqdm(specs, desc="DFEW-like", disable=not progress):
-        _write_frames(out / "Clip" / "clip_224x224" / _clip_id(spec), render_clip(spec))
+    for spec, frames in zip(specs, parallel_map(render_clip, specs, "DFEW-like", progress)):
+        _write_frames(out / "Clip" / "clip_224x224" / _clip_id(spec), frames)
     _subjects(out, [(f"Clip/clip_224x224/{_clip_id(s)}", s) for s in specs])
     for fold in range(1, 6):
         for split in ("train", "test"):
@@ -103,19 +103,19 @@ def _dfew(out: Path, specs: list[ClipSpec], progress: bool) -> None:
 
 def _ferv39k(out: Path, specs: list[ClipSpec], progress: bool) -> None:
     lists: dict[str, list[str]] = {"train": [], "test": []}
-    for spec in tqdm(specs, desc="FERV39k-like", disable=not progress):
+    for spec, frames in zip(specs, parallel_map(render_clip, specs, "FERV39k-like", progress)):
         label = spec.labels[0]
         rel = f"{SCENES[spec.index % len(SCENES)]}/{FOLDER_NAMES[label]}/{_clip_id(spec)}"
-        _write_frames(out / "Data" / "2_ClipsforFaceCrop" / rel, render_clip(spec))
+        _write_frames(out / "Data" / "2_ClipsforFaceCrop" / rel, frames)
         lists["test" if spec.fold == 1 else "train"].append(f"{rel} {BASIC_CLASSES.index(label)}")
     for split, rows in lists.items():
         _text_file(out / "Data" / "4_setups" / "All_scenes" / f"{split}_All.csv", rows)
 
 
 def _afew(out: Path, specs: list[ClipSpec], progress: bool) -> None:
-    for spec in tqdm(specs, desc="AFEW-like", disable=not progress):
+    for spec, frames in zip(specs, parallel_map(render_clip, specs, "AFEW-like", progress)):
         split = "Val" if spec.fold == 1 else "Train"
-        _write_avi(out / split / FOLDER_NAMES[spec.labels[0]] / f"{_clip_id(spec)}.avi", render_clip(spec))
+        _write_avi(out / split / FOLDER_NAMES[spec.labels[0]] / f"{_clip_id(spec)}.avi", frames)
 
 
 WRITERS = {"mafw": ("mafw_like", _mafw), "dfew": ("dfew_like", _dfew), "ferv39k": ("ferv39k_like", _ferv39k),

@@ -21,6 +21,8 @@ random head roll and turn brought the same budget down to 0.03.
 """
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import inspect
 import json
@@ -30,13 +32,13 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data import CANONICAL_CLASSES
 from ..data import resize_center_crop_uint8
 from ..io_utils import atomic_write
 from .captions import still_caption
 from .faces import CHANNELS
+from .parallel import parallel_map
 from .people import sample_person, sample_scene
 from .recipes import VISIBLE_MIN, clip_rng, render_states, sample_expression
 
@@ -113,8 +115,8 @@ def _read_cached(file: Path, n: int, size: int) -> tuple[torch.Tensor, list[str]
 
 def _draw(n: int, seed: int, size: int, progress: bool) -> tuple[torch.Tensor, list[str]]:
     chunks, pending, captions = [], [], []
-    for i in tqdm(range(n), desc="web pictures", disable=not progress):
-        picture = web_still(i, seed)
+    pictures = parallel_map(functools.partial(web_still, seed=seed), list(range(n)), "web pictures", progress)
+    for i, picture in enumerate(pictures):
         pending.append(picture.frame)
         captions.append(picture.caption)
         if len(pending) == 256 or i == n - 1:  # resize in chunks: one call per 256 pictures

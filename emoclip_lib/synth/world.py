@@ -18,7 +18,8 @@ from ..data import BASIC_CLASSES, CANONICAL_CLASSES, InterviewRow, join_labels, 
 from ..errors import UserError
 from .captions import make_caption
 from .descriptions import write_class_descriptions
-from .cohort import ITEMS, plan_cohort, render_session
+from .cohort import ITEMS, InterviewSubject, plan_cohort, render_session
+from .parallel import parallel_map
 from .files import fold_rows, subject_folds, write_csv, write_video
 from .people import FILM_SETTINGS, Person, sample_person, sample_scene
 from .recipes import (CORPUS_CODES, MOUTH_COMPONENTS, VISIBLE_MIN, ClipSpec, check_labels, clip_rng,
@@ -228,6 +229,10 @@ def _write_corpus(out: Path, specs: list[ClipSpec], progress: bool) -> dict[str,
     return dict(sorted(Counter(c[1] for c in clips).items()))
 
 
+def _render_job(job: tuple[InterviewSubject, int, int]) -> np.ndarray:
+    return render_session(*job)
+
+
 def write_interviews(out: Path, size: WorldSize, seed: int, progress: bool) -> int:
     """Render the interview cohort into `out/interviews/` (manifest.csv, videos/, latent_scores.csv).
 
@@ -243,9 +248,10 @@ def write_interviews(out: Path, size: WorldSize, seed: int, progress: bool) -> i
     (out / "interviews" / "videos").mkdir(parents=True, exist_ok=True)
     rows = []
     jobs = [(subj, s, ratings) for subj in cohort for s, _, ratings in subj.sessions]
-    for subj, session, ratings in tqdm(jobs, desc="interviews", disable=not progress):
+    videos = parallel_map(_render_job, [(subj, s, seed) for subj, s, _ in jobs], "interviews", progress)
+    for (subj, session, ratings), frames in zip(jobs, videos):
         rel = f"videos/{subj.person.subject}_{session}.mp4"
-        write_video(out / "interviews" / rel, render_session(subj, session, seed))
+        write_video(out / "interviews" / rel, frames)
         rows.append(InterviewRow(rel, subj.person.subject, str(session), {k: ratings[k] for k in ITEMS}))
     write_interview_manifest(rows, list(ITEMS), out / "interviews" / "manifest.csv")
     latent = [[s.person.subject] + [f"{s.latent[k]:.2f}" for k in ITEMS] for s in cohort]

@@ -184,7 +184,7 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
                   backbone: str = "tiny", group_by_subject: bool = True, web_pictures: int = 0,
                   device: str | torch.device = "cpu",
                   progress: bool = True, resume: bool = True, checkpoint_seconds: float = 10.0,
-                  num_threads: int | None = 1, max_epochs_this_call: int | None = None,
+                  num_threads: int | None = 2, max_epochs_this_call: int | None = None,
                   web_cache: str | Path | None = None) -> nn.Module:
     """Pretrain both towers of a random CLIP on (frame, caption) pairs, or load the finished run from `out_path`
     when its fingerprint (pairs, seed, settings up to `group_by_subject`) matches; else retrain and overwrite.
@@ -212,8 +212,9 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
         resume: continue from `<out_path>.partial` when it has the same fingerprint.
         checkpoint_seconds: write `<out_path>.partial` (about 40 MB) after the first epoch ending this long
             after the last write, and when stopping early (0 = every epoch).
-        num_threads: CPU threads while training (then restored; None keeps torch's setting). The tiny
-            CLIP gains little from more, and on shared cores 2 threads measured 2-5x slower than 1.
+        num_threads: CPU threads while training (then restored; None keeps torch's setting). A fixed count
+            keeps the weights the same on machines with more cores; 2 threads measured 1.5x faster than 1 on
+            2 quiet cores (and slower than 1 when the cores are shared with other work).
         max_epochs_this_call: stop after this many epochs (checkpoint kept, nothing final written).
         web_cache: folder keeping the drawn web pictures (byte-identical, keyed by what they are drawn
             from) so that the next run does not draw them again; None draws them every time.
@@ -223,7 +224,7 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
     cfg = dict(format=FORMAT, backbone=backbone, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                weight_decay=weight_decay, warmup_frac=warmup_frac, frames_per_clip=frames_per_clip,
                group_by_subject=group_by_subject, frame_span=list(FRAME_SPAN), web_pictures=web_pictures,
-               web_format=WEB_FORMAT)
+               web_format=WEB_FORMAT, num_threads=num_threads)  # the thread count changes the weights
     _check_config(cfg, num_threads)
     pairs = training_pairs(rows)
     if len(pairs) < 2:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 import nbformat
 import psutil
 import pytest
+import yaml
 
 pytestmark = pytest.mark.ui
 
@@ -40,6 +41,7 @@ REPRODUCE = ("reproduce", "--profile", "synthetic", "-p", "synth_size", "tiny", 
              "-p", "pretrain_web_pictures", "16", "-p", "epochs", "2", "-p", "n_seeds", "1", "-p", "folds", "[5]",
              "-p", "loco", "false", "-p", "n_boot", "0", "-p", "outer_folds", "2", "-p", "inner_folds", "2",
              "-p", "models", "ridge")
+RUN_OVERRIDES = {name: yaml.safe_load(value) for name, value in zip(REPRODUCE[4::3], REPRODUCE[5::3])}
 QUERY = "a person smiling broadly with raised cheeks"
 LAB_SETTINGS = {  # no network calls, every cell in the DOM (no windowing)
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
@@ -139,6 +141,9 @@ def notebook(ui_run: Path) -> Iterator[Path]:
     source, n_run = re.subn(r"^run_dir = .*$", f"run_dir = {str(ui_run)!r}", params.source, flags=re.M)
     source, n_int = re.subn(r"^interactive = None", "interactive = True ", source, flags=re.M)
     assert (n_run, n_int) == (1, 1), "notebook 04's parameters cell lacks `run_dir = ...` or `interactive = None`"
+    if not os.environ.get("EMOCLIP_UI_RUN"):  # the run's own overrides (no LOCO training in the browser)
+        for name, value in RUN_OVERRIDES.items():
+            source = re.sub(rf"^{name} = None", f"{name} = {value!r}", source, flags=re.M)
     params.source = source
     nbformat.write(nb, folder / NOTEBOOK)
     try:
