@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..pipeline import reproduce
+from ..pipeline import read_stage, reproduce, stage_path, summary_text
 from .options import add_run_options, overrides
 
 
@@ -20,5 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     out = reproduce(args.profile, args.out, overrides(args), force=args.force, progress=not args.no_progress)
+    if stage_path(out, "04").is_file():  # the profile ran notebook 04
+        print(summary_text(read_stage(out, "04")))
     print(f"run finished: {out}")
     return 0

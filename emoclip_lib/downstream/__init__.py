@@ -7,7 +7,9 @@ from .features import feature_matrix as feature_matrix
 from .features import STAT_PATTERN as STAT_PATTERN
 from .features import subject_features as subject_features
 from .nested_cv import grouped_nested_cv as grouped_nested_cv
+from .nested_cv import default_n_jobs as default_n_jobs
 from .nested_cv import MODELS as MODELS
+from .nested_cv import worker_processes as worker_processes
 from .regression import AVERAGE_ITEM as AVERAGE_ITEM
 from .regression import reference_agreement as reference_agreement
 from .regression import regress_items as regress_items

@@ -233,8 +233,13 @@ def default_n_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _workers(jobs: int) -> contextlib.AbstractContextManager:
-    """Worker processes with the caller's BLAS thread count (so that their fits equal the caller's)."""
+def worker_processes(jobs: int) -> contextlib.AbstractContextManager:
+    """Context in which joblib's `jobs` worker processes use the caller's BLAS thread count (so that their
+    fits equal the caller's); nothing changes for `jobs == 1`.
+
+    Args:
+        jobs: worker processes of the joblib calls made inside the context.
+    """
     blas = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]  # inside threadpool_limits too
     return contextlib.nullcontext() if jobs == 1 else joblib.parallel_config(
         backend="loky", inner_max_num_threads=max(1, min(blas)) if blas else 1)
@@ -250,7 +255,7 @@ def _inner_search(X: np.ndarray, y: np.ndarray, g: np.ndarray, train: np.ndarray
         raise UserError(f"inner cross-validation: {err}") from None
     search = GridSearchCV(build_estimator(model, seed), grid, scoring="neg_mean_squared_error",
                           cv=rel, refit=True, error_score="raise", n_jobs=None if jobs == 1 else jobs)
-    with warnings.catch_warnings(), _workers(jobs):
+    with warnings.catch_warnings(), worker_processes(jobs):
         warnings.simplefilter("ignore", ConvergenceWarning)  # MLP's capped L-BFGS iterations
         search.fit(X[train], y[train])
     return search, [(train[a], train[b]) for a, b in rel]

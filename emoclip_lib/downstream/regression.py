@@ -201,7 +201,7 @@ def _regress_item(item: str, feats: np.ndarray, y: np.ndarray, g: np.ndarray, me
             else:
                 res = grouped_nested_cv(feats, y, g, model=method, outer_folds=opts["outer_folds"],
                                         inner_folds=opts["inner_folds"], seed=opts["seed"],
-                                        param_grid=opts["grids"].get(method))
+                                        param_grid=opts["grids"].get(method), n_jobs=opts["n_jobs"])
         except UserError as err:
             raise UserError(f"{method}: {err}") from None
         preds[(item, method)] = res
@@ -213,7 +213,7 @@ def regress_items(features: Any, scores: Mapping[str, Any], groups: Any,
                   models: Sequence[str] = MODELS, seed: int = 0, n_boot: int = 1000,
                   outer_folds: int = 5, inner_folds: int = 3,
                   param_grids: Mapping[str, Any] | None = None, alpha: float = 0.05,
-                  aggregate: bool = False, progress: bool = True) -> RegressionResult:
+                  aggregate: bool = False, progress: bool = True, n_jobs: int | None = None) -> RegressionResult:
     """Cross-validated regression of every symptom item from the features, with a mean baseline.
 
     Each item is fitted separately; samples with a NaN score for an item are left out of that
@@ -235,10 +235,11 @@ def regress_items(features: Any, scores: Mapping[str, Any], groups: Any,
         alpha: 1 - confidence level of the intervals.
         aggregate: average per-video predictions per subject before scoring (per-video features).
         progress: show a progress bar over (item, method) fits.
+        n_jobs: processes of each inner grid search (see `grouped_nested_cv`); results do not depend on it.
     """
     items = _check_items(scores, models)
     opts = {"grids": dict(param_grids or {}), "outer_folds": outer_folds, "inner_folds": inner_folds,
-            "seed": seed, "n_boot": n_boot, "alpha": alpha, "aggregate": aggregate}
+            "seed": seed, "n_boot": n_boot, "alpha": alpha, "aggregate": aggregate, "n_jobs": n_jobs}
     feats = as_features(features)
     g = as_groups(groups, feats.shape[0])
     methods = ["mean", *models]

@@ -4,6 +4,7 @@ from .evaluation import comparison_table as comparison_table
 from .evaluation import results_table as results_table
 from .evaluation import run_zeroshot as run_zeroshot
 from .evaluation import spread_table as spread_table
+from .evaluation import summary_text as summary_text
 from .prepare import dataset_paths as dataset_paths
 from .prepare import load_results as load_results
 from .prepare import prepare_data as prepare_data
@@ -17,14 +18,15 @@ from .profiles import PROFILE_DIR as PROFILE_DIR
 from .profiles import load_profile as load_profile
 from .profiles import notebook_settings as notebook_settings
 from .profiles import resolve_settings as resolve_settings
-from .regression import plot_metrics as plot_metrics
-from .regression import plot_predictions as plot_predictions
+from .regression_plots import plot_metrics as plot_metrics
+from .regression_plots import plot_predictions as plot_predictions
 from .regression import run_regression as run_regression
 from .reproduce import NOTEBOOK_DIR as NOTEBOOK_DIR
 from .reproduce import notebook_paths as notebook_paths
 from .reproduce import parse_override as parse_override
 from .reproduce import reproduce as reproduce
 from .run_dir import read_stage as read_stage
+from .run_dir import stage_path as stage_path
 from .settings import PARAMETERS as PARAMETERS
 from .settings import RunSettings as RunSettings
 from .settings import stage_parameters as stage_parameters

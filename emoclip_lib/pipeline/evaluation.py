@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..zeroshot import METHOD_LABELS, REPORTED_RESULTS, paper_table
+from ..zeroshot import METHOD_LABELS, PAPER_DATASETS, REPORTED_RESULTS, paper_table
 from .loco import compound_evaluation, leave_one_class_out
 from .run_dir import write_stage
 from .settings import RunSettings
@@ -69,6 +69,30 @@ def spread_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
                          "WAR %": f"{100 * s['war']['mean']:.1f} ± {100 * s['war']['std']:.1f}",
                          "models x folds": s["folds"], "clips per fold": f"{min(n)}-{max(n)}"})
     return pd.DataFrame(rows)
+
+
+def summary_text(results: dict[str, Any]) -> str:
+    """The paper-layout table of a finished notebook 04 as plain text: UAR / WAR %, mean ± std over the
+    trained models and folds, one row per method, one column per dataset (what `emoclip reproduce` prints).
+
+    Args:
+        results: the content of `04_results.json`.
+    """
+    datasets = results.get("datasets") or {}
+    if not datasets:
+        return "zero-shot: no dataset was scored"
+    order = [d for d in PAPER_DATASETS if d in datasets] + [d for d in datasets if d not in PAPER_DATASETS]
+    methods = list(dict.fromkeys(m for d in order for m in datasets[d]["summary"]))
+    cell = {(m, d): "{:.1f} ± {:.1f} / {:.1f} ± {:.1f}".format(
+        *(100 * s[k][v] for k in ("uar", "war") for v in ("mean", "std")))
+        for d in order for m, s in datasets[d]["summary"].items()}
+    table = pd.DataFrame([[cell.get((m, d), "-") for d in order] for m in methods],
+                         index=[METHOD_LABELS.get(m, m) for m in methods],
+                         columns=[f"{d} ({datasets[d]['kind']})" for d in order])
+    proto = results.get("protocol", {})
+    head = (f"Zero-shot UAR / WAR %, mean ± std over models and folds (test clips, {proto.get('clip_len')} frames, "
+            f"one in {proto.get('downsample')}, {proto.get('window')} window; seeds {results.get('seeds')}):")
+    return head + "\n" + table.to_string()
 
 
 def _flat(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@
 under `<run_dir>/cache/features`), regresses every symptom item with subject-grouped nested
 cross-validation (`regression.regress_items`), compares the out-of-fold predictions with the planted
 latent scores when the cohort has them, and writes `<run_dir>/05_results.json` and
-`<run_dir>/05_predictions.csv`. The interviews are the run's `interviews` role (notebook 01) or a
+`<run_dir>/05_predictions.csv` (figures: `regression_plots`). The interviews are the run's `interviews` role (notebook 01) or a
 user's interview manifest (`data_manifests/README.md`). `05_results.json`:
 
     {"format": "emoclip-regression-1", "status": "done" | "skipped", "seed": 0, "checkpoint": "train/.../best.pt",
@@ -16,16 +16,15 @@ The mean-predictor baseline has encoder "none"; "average" rows are means over it
 """
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import matplotlib.pyplot as plt
+import joblib
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from threadpoolctl import threadpool_limits
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..model import load_checkpoint
 from ..model import load_clip
@@ -35,7 +34,7 @@ from ..downstream import extract_features, feature_matrix, subject_features
 from ..io_utils import atomic_write, json_cell
 from ..model import EmoCLIP
 from .prepare import load_results
-from ..downstream import AVERAGE_ITEM, reference_agreement, regress_items
+from ..downstream import AVERAGE_ITEM, default_n_jobs, reference_agreement, regress_items, worker_processes
 from ..runtime import resolve_device, seed_everything
 from .run_dir import WINDOW_CACHE, read_stage, run_relative, write_stage
 from .settings import RunSettings
@@ -119,29 +118,36 @@ def read_latent(path: str | Path) -> pd.DataFrame:
     return table.set_index("subject")
 
 
-def _regress(table: pd.DataFrame, models: list[str], encoder: str, opts: dict[str, Any],
-             skipped: dict[str, str]) -> tuple[list[dict], pd.DataFrame]:
-    """Per-item rows (no averages) and out-of-fold predictions of one encoder; failing items go to `skipped`."""
-    X, groups = feature_matrix(table), table["subject"].to_numpy(str)
-    rows, preds = [], []
-    if AVERAGE_ITEM in table.attrs["items"]:
-        raise UserError(f"the interview manifest has an item column {AVERAGE_ITEM!r}, a reserved name: rename it")
-    for item in table.attrs["items"]:
-        if item in skipped:
-            continue
-        try:
-            res = regress_items(X, {item: table[item].to_numpy(np.float64)}, groups, models=models, **opts)
-        except UserError as err:
-            skipped[item] = str(err)
-            continue
-        part = res.table[res.table["item"] != AVERAGE_ITEM]
-        rows += [{"encoder": BASELINE if r["method"] == "mean" else encoder, **r} for r in part.to_dict("records")]
-        frame = res.predictions_frame().rename(columns={"group": "subject"})
-        frame.insert(0, "encoder", np.where(frame["method"] == "mean", BASELINE, encoder))
-        if "path" in table.columns:  # video level
-            frame.insert(5, "path", table["path"].to_numpy()[frame["sample"].to_numpy()])
-        preds.append(frame)
-    return rows, pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
+def _regress_item(X: np.ndarray, y: np.ndarray, groups: np.ndarray, item: str, models: list[str],
+                  opts: dict[str, Any]) -> Any:
+    """One item's `RegressionResult`, or why it cannot be regressed (a worker process's task)."""
+    try:
+        return regress_items(X, {item: y}, groups, models=models, progress=False, n_jobs=1, **opts)
+    except UserError as err:
+        return str(err)
+
+
+def _result_parts(res: Any, encoder: str, table: pd.DataFrame) -> tuple[list[dict], pd.DataFrame]:
+    """Rows (no averages) and out-of-fold predictions of one item's result, labelled with the encoder."""
+    part = res.table[res.table["item"] != AVERAGE_ITEM]
+    rows = [{"encoder": BASELINE if r["method"] == "mean" else encoder, **r} for r in part.to_dict("records")]
+    frame = res.predictions_frame().rename(columns={"group": "subject"})
+    frame.insert(0, "encoder", np.where(frame["method"] == "mean", BASELINE, encoder))
+    if "path" in table.columns:  # video level
+        frame.insert(5, "path", table["path"].to_numpy()[frame["sample"].to_numpy()])
+    return rows, frame
+
+
+def _fit_all(tables: dict[str, pd.DataFrame], models: list[str], opts: dict[str, Any], jobs: int,
+             progress: bool) -> dict[tuple[str, str], Any]:
+    """(encoder, item) -> result or reason, fitted in `jobs` processes (same results as one: see `nested_cv`)."""
+    tasks = [(name, item) for name, table in tables.items() for item in table.attrs["items"]]
+    calls = (joblib.delayed(_regress_item)(feature_matrix(tables[name]), tables[name][item].to_numpy(np.float64),
+                                           tables[name]["subject"].to_numpy(str), item, models, opts)
+             for name, item in tasks)
+    with worker_processes(jobs):
+        done = joblib.Parallel(n_jobs=jobs, return_as="generator")(calls)
+        return dict(zip(tasks, tqdm(done, total=len(tasks), desc="regression", disable=not progress)))
 
 
 def with_averages(rows: list[dict]) -> pd.DataFrame:
@@ -196,15 +202,29 @@ def _records(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
     return None if table is None else [{k: json_cell(v) for k, v in r.items()} for r in table.to_dict("records")]
 
 
-def _regress_encoders(feats: dict[str, pd.DataFrame], models: list[str], level: str,
-                      opts: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """Metric table, predictions and skipped items over all encoders (the mean baseline kept once)."""
-    rows, preds, skipped = [], [], {}
-    for k, (name, videos) in enumerate(feats.items()):
-        table = subject_features(videos) if level == "subject" else videos
-        more, frame = _regress(table, models, name, opts, skipped)
-        rows += [r for r in more if k == 0 or r["encoder"] != BASELINE]
-        preds.append(frame if k == 0 or frame.empty else frame[frame["encoder"] != BASELINE])
+def _regress_encoders(feats: dict[str, pd.DataFrame], models: list[str], level: str, opts: dict[str, Any],
+                      jobs: int = 1, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Metric table, predictions and skipped items over all encoders (the mean baseline kept once).
+
+    An item that cannot be regressed with one encoder is left out for all, so that every average is
+    over the same items.
+    """
+    tables = {name: subject_features(v) if level == "subject" else v for name, v in feats.items()}
+    if any(AVERAGE_ITEM in t.attrs["items"] for t in tables.values()):
+        raise UserError(f"the interview manifest has an item column {AVERAGE_ITEM!r}, a reserved name: rename it")
+    results = _fit_all(tables, models, opts, jobs, progress)
+    skipped: dict[str, str] = {}
+    for (_, item), res in results.items():
+        if isinstance(res, str):
+            skipped.setdefault(item, res)
+    rows, preds = [], []
+    for (name, item), res in results.items():
+        if item in skipped:
+            continue
+        more, frame = _result_parts(res, name, tables[name])
+        first = name == next(iter(tables))
+        rows += [r for r in more if first or r["encoder"] != BASELINE]
+        preds.append(frame if first else frame[frame["encoder"] != BASELINE])
     if not rows:
         reasons = "\n  ".join(f"{item}: {why}" for item, why in skipped.items())
         raise UserError(f"no symptom item could be regressed:\n  {reasons}")
@@ -254,8 +274,8 @@ def run_regression(run_dir: str | Path, settings: RunSettings | None = None, pro
                              precision=settings.frame_precision)  # encoders sharing a model share one pass
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is as fast, and results do not
         table, predictions, skipped = _regress_encoders(feats, models, reg.level, {  # depend on the core count
-            "seed": seed, "n_boot": reg.n_boot, "outer_folds": reg.outer_folds, "inner_folds": reg.inner_folds,
-            "progress": progress})
+            "seed": seed, "n_boot": reg.n_boot, "outer_folds": reg.outer_folds, "inner_folds": reg.inner_folds},
+            jobs=default_n_jobs(), progress=progress)  # (encoder, item) fits on every core
     videos = feats[names[0]]
     latent = None if src["latent"] is None else latent_agreement(
         predictions, videos[["subject", *videos.attrs["items"]]], read_latent(src["latent"]))
@@ -267,55 +287,3 @@ def run_regression(run_dir: str | Path, settings: RunSettings | None = None, pro
                "predictions_file": PREDICTIONS_FILE}
     write_stage(run, "05", results)
     return {"results": results, "table": table, "predictions": predictions, "latent": latent}
-
-
-def plot_metrics(table: pd.DataFrame, metric_names: Sequence[str] = ("pcc", "ccc")) -> plt.Figure:
-    """Bars of each metric per item and method, one column of panels per encoder (mean baseline in each).
-
-    Args:
-        table: from `run_regression(...)["table"]`.
-        metric_names: metrics to draw, one row of panels each.
-    """
-    encoders = [e for e in dict.fromkeys(table["encoder"]) if e != BASELINE] or [BASELINE]
-    fig, axes = plt.subplots(len(metric_names), len(encoders), squeeze=False, sharey="row", layout="constrained",
-                             figsize=(4.8 * len(encoders) + 1.6, 3.0 * len(metric_names)))
-    methods = list(dict.fromkeys(table["method"]))
-    palette = dict(zip(methods, sns.color_palette(n_colors=len(methods))))  # one colour per method, every panel
-    handles: dict[str, Any] = {}
-    for (i, name), (j, enc) in itertools.product(enumerate(metric_names), enumerate(encoders)):
-        ax = axes[i, j]
-        sns.barplot(data=table[table["encoder"].isin([enc, BASELINE])], x="item", y=name, hue="method", ax=ax,
-                    errorbar=None, palette=palette)
-        handles.update(zip(*ax.get_legend_handles_labels()[::-1]))  # label -> handle, every method once
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-        ax.axhline(0.0, color="k", lw=0.8)
-        ax.set(title=f"{enc}: {name.upper()}", xlabel="")
-        ax.tick_params(axis="x", rotation=30)
-    fig.legend(list(handles.values()), list(handles), title="method", loc="outside right upper")  # beside the panels
-    return fig
-
-
-def plot_predictions(predictions: pd.DataFrame, table: pd.DataFrame) -> plt.Figure:
-    """Out-of-fold predicted vs rated scores per item, one row per encoder with its best method (by PCC).
-
-    Args:
-        predictions: from `run_regression(...)["predictions"]`.
-        table: from `run_regression(...)["table"]`.
-    """
-    avg = table[(table["item"] == AVERAGE_ITEM) & (table["encoder"] != BASELINE)].fillna({"pcc": -np.inf})
-    best = avg.loc[avg.groupby("encoder", sort=False)["pcc"].idxmax()]
-    items = [i for i in dict.fromkeys(table["item"]) if i != AVERAGE_ITEM]
-    fig, axes = plt.subplots(len(best), len(items), squeeze=False, figsize=(2.8 * len(items), 2.8 * len(best)))
-    for (r, (enc, method)), (c, item) in itertools.product(enumerate(zip(best["encoder"], best["method"])),
-                                                           enumerate(items)):
-        sel = lambda f: (f["encoder"] == enc) & (f["method"] == method) & (f["item"] == item)  # noqa: E731
-        part, row = predictions[sel(predictions)], table[sel(table)]
-        sns.scatterplot(data=part, x="y_true", y="y_pred", ax=axes[r, c], s=18)
-        lo, hi = np.nanmin(part[["y_true", "y_pred"]].to_numpy()), np.nanmax(part[["y_true", "y_pred"]].to_numpy())
-        axes[r, c].plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        axes[r, c].set(xlabel="rated", ylabel="predicted",
-                       title=f"{item}\n{enc}/{method}: r={float(row['pcc'].iloc[0]):.2f}")
-        axes[r, c].title.set_fontsize(9)
-    fig.tight_layout()
-    return fig

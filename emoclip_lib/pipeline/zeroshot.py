@@ -65,8 +65,10 @@ class EvalContext:
         if checkpoint not in self._models:
             local = self.run / checkpoint
             source = str(local) if self.trained is not None and local.is_file() else checkpoint
-            self._models[checkpoint] = load_eval_model(source, self.device, self.settings.text_tower,
-                                                       self.settings.seed)
+            model, record = load_eval_model(source, self.device, self.settings.text_tower, self.settings.seed)
+            if source == str(local):  # recorded as the run has it: a run folder can move
+                record = {**record, "checkpoint": checkpoint}
+            self._models[checkpoint] = (model, record)
         return self._models[checkpoint][0]
 
     def record(self, checkpoint: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from .prompts import resolve_prompts as resolve_prompts
 from .scoring import aggregate_folds as aggregate_folds
 from .scoring import evaluate as evaluate
 from .scoring import loco_recall as loco_recall
+from .tables import PAPER_DATASETS as PAPER_DATASETS
 from .tables import paper_table as paper_table
 from .tables import REPORTED_RESULTS as REPORTED_RESULTS
 from .dataset_eval import BASELINES as BASELINES

@@ -1,6 +1,7 @@
 """The whole chain at a tiny size through `emoclip reproduce`, on the real-data path (synthetic releases in the
 official layouts -> converters -> validation -> curation -> training -> zero-shot evaluation -> regression),
-and a killed `emoclip train` that resumes to the weights of an uninterrupted run."""
+and killed runs (`emoclip train` in pretraining, cache building and an epoch; `emoclip reproduce` in notebook 04)
+that resume to the weights and results of an uninterrupted run."""
 from __future__ import annotations
 
 import json
@@ -123,3 +124,33 @@ def test_a_killed_training_resumes_to_the_weights_of_an_uninterrupted_one(tmp_pa
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), rel
     assert not [p for p in killed.rglob("*.tmp")]  # killed writes leave no temporary behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["killed", "reference"]  # nothing outside the runs
+
+
+def _untimed(value: object) -> object:
+    """`value` without its "seconds" entries (wall times differ between runs)."""
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k != "seconds"}
+    return [_untimed(v) for v in value] if isinstance(value, list) else value
+
+
+def _reproduce(out: Path, capture: bool = False) -> subprocess.Popen:
+    args = [sys.executable, "-m", "emoclip_lib.cli", "reproduce", "--profile", "synthetic", "--out", str(out),
+            "--no-progress", *[x for k, v in TINY.items() for x in ("-p", k, json.dumps(v))]]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if capture else subprocess.DEVNULL,
+                            start_new_session=True, text=True)
+
+
+def test_a_reproduce_killed_in_notebook_04_resumes_to_the_uninterrupted_results(chain, tmp_path):
+    killed = tmp_path / "killed"
+    loco = killed / "loco" / "fold5" / "neutral"
+    _kill_when(_reproduce(killed), loco / "train_config.json")  # notebook 04, its leave-one-class-out training
+    record = json.loads((killed / "run.json").read_text())
+    assert "04" not in record.get("stages", {}) and not (killed / "04_results.json").exists()
+    _, err = (last := _reproduce(killed, capture=True)).communicate()
+    assert last.returncode == 0, err[-3000:]
+    for stage in ("03", "04", "05"):  # run-relative: equal across folders, but for the epochs' wall times
+        assert _untimed(results(killed, stage)) == _untimed(results(chain, stage)), stage
+    a, b = (torch.load(run / "loco/fold5/neutral/best.pt", weights_only=True) for run in (chain, killed))
+    sa, sb = a.get("state_dict", a.get("trainable")), b.get("state_dict", b.get("trainable"))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not [p for p in killed.rglob("*.tmp")] and sorted(p.name for p in tmp_path.iterdir()) == ["killed"]

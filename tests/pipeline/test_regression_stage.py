@@ -17,7 +17,8 @@ from emoclip_lib.model.checkpoint import build_model, save_checkpoint
 from emoclip_lib.errors import UserError
 from emoclip_lib.model.emoclip import ModelConfig, TemporalConfig
 from emoclip_lib.downstream.regression import reference_agreement
-from emoclip_lib.pipeline.regression import latent_agreement, plot_metrics, plot_predictions, run_regression
+from emoclip_lib.pipeline.regression import latent_agreement, run_regression
+from emoclip_lib.pipeline.regression_plots import plot_metrics, plot_predictions
 from conftest import random_video
 
 matplotlib.use("Agg")
