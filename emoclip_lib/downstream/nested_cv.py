@@ -14,7 +14,7 @@ import contextlib
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import joblib
 import numpy as np
@@ -233,16 +233,23 @@ def default_n_jobs() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def worker_processes(jobs: int) -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def worker_processes(jobs: int) -> Iterator[None]:
     """Context in which joblib's `jobs` worker processes use the caller's BLAS thread count (so that their
     fits equal the caller's); nothing changes for `jobs == 1`.
 
     Args:
         jobs: worker processes of the joblib calls made inside the context.
     """
+    if jobs == 1:
+        yield
+        return
     blas = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]  # inside threadpool_limits too
-    return contextlib.nullcontext() if jobs == 1 else joblib.parallel_config(
-        backend="loky", inner_max_num_threads=max(1, min(blas)) if blas else 1)
+    with warnings.catch_warnings(), joblib.parallel_config(backend="loky",
+                                                           inner_max_num_threads=max(1, min(blas)) if blas else 1):
+        # loky replaces its idle workers of an earlier setting and says so: nothing is lost
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs", category=UserWarning)
+        yield
 
 
 def _inner_search(X: np.ndarray, y: np.ndarray, g: np.ndarray, train: np.ndarray, model: str,
