@@ -32,7 +32,7 @@ test-notebooks: install
 	$(PY) -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
 
 # The clip explorer in a real browser (tests/ui, marker `ui`; about 3 minutes): a tiny synthetic run, notebook 04
-# in JupyterLab, headless Chromium; writes docs/explorer_before.png and docs/explorer_after.png. Installs Debian's
+# in JupyterLab, headless Chromium; screenshots to runs/ui-shots/ (EMOCLIP_UI_SHOTS=docs for the README's). Installs Debian's
 # chromium and chromium-driver when missing (apt-get, as root, as in CI).
 test-ui: install
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \

@@ -2,8 +2,8 @@
 
 A tiny synthetic run is built with `emoclip reproduce` (or taken from `EMOCLIP_UI_RUN`, to iterate
 quickly); a copy of notebook 04 whose parameters point at it (`interactive = True`) is opened in JupyterLab
-and run from the Run menu; a query is typed, a clip picked, and the screenshots are written to `docs/`
-(or `EMOCLIP_UI_SHOTS`). Debian's `chromium` and `chromium-driver` drive it through selenium, with no
+and run from the Run menu; a query is typed, a clip picked, and the screenshots are written to `runs/ui-shots/`
+(or `EMOCLIP_UI_SHOTS`: the committed `docs/` ones come from `EMOCLIP_UI_RUN=runs/notebooks EMOCLIP_UI_SHOTS=docs`). Debian's `chromium` and `chromium-driver` drive it through selenium, with no
 download at run time (`make test-ui` installs them when missing). Every process started here (the run's
 notebooks, Jupyter and its kernels, chromedriver and Chromium) is stopped, pass or fail.
 """
@@ -264,13 +264,13 @@ def _text(driver: Any, selector: str) -> str:
 
 
 def _shoot(driver: Any, name: str) -> None:
-    """Screenshot of the explorer widget to docs/ (or EMOCLIP_UI_SHOTS)."""
+    """Screenshot of the explorer widget to runs/ui-shots/ (or EMOCLIP_UI_SHOTS), never over a tracked file."""
     from selenium.webdriver.common.by import By
 
     root = driver.find_element(By.CSS_SELECTOR, ".emoclip-explorer-root")
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", root)
     time.sleep(0.5)
-    shots = Path(os.environ.get("EMOCLIP_UI_SHOTS", ROOT / "docs"))
+    shots = Path(os.environ.get("EMOCLIP_UI_SHOTS", ROOT / "runs" / "ui-shots"))
     shots.mkdir(parents=True, exist_ok=True)
     assert root.screenshot(str(shots / name)), f"no screenshot {name}"
 
