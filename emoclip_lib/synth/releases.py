@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -61,6 +62,22 @@ def _write_avi(path: Path, frames: np.ndarray, fps: int = 16) -> None:
         writer.release()
 
 
+def _render_frames_to(job: tuple[ClipSpec, Path]) -> None:
+    """Render one clip and write it as a frame folder (a worker's task: nothing large goes back)."""
+    _write_frames(job[1], render_clip(job[0]))
+
+
+def _render_avi_to(job: tuple[ClipSpec, Path]) -> None:
+    """Render one clip and write it as an MJPG `.avi` (a worker's task)."""
+    _write_avi(job[1], render_clip(job[0]))
+
+
+def _render_all(task: Callable[[tuple[ClipSpec, Path]], None], jobs: list[tuple[ClipSpec, Path]], desc: str,
+                progress: bool) -> None:
+    for _ in parallel_map(task, jobs, desc, progress):
+        pass
+
+
 def _text_file(path: Path, lines: list[str], encoding: str = "utf-8", newline: str = "\n") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes("".join(f"{line}{newline}" for line in lines).encode(encoding))
@@ -77,8 +94,7 @@ def _subjects(out: Path, paths: list[tuple[str, ClipSpec]]) -> None:
 
 
 def _mafw(out: Path, specs: list[ClipSpec], progress: bool) -> None:
-    for spec, frames in zip(specs, parallel_map(render_clip, specs, "MAFW-like", progress)):
-        _write_frames(out / "data" / "faces" / _clip_id(spec), frames)
+    _render_all(_render_frames_to, [(s, out / "data" / "faces" / _clip_id(s)) for s in specs], "MAFW-like", progress)
     _subjects(out, [(f"data/faces/{_clip_id(s)}", s) for s in specs])
     for kind, compound in (("single", False), ("compound", True)):
         chosen = [s for s in specs if (len(s.labels) > 1) == compound]
@@ -91,8 +107,8 @@ def _mafw(out: Path, specs: list[ClipSpec], progress: bool) -> None:
 
 
 def _dfew(out: Path, specs: list[ClipSpec], progress: bool) -> None:
-    for spec, frames in zip(specs, parallel_map(render_clip, specs, "DFEW-like", progress)):
-        _write_frames(out / "Clip" / "clip_224x224" / _clip_id(spec), frames)
+    _render_all(_render_frames_to, [(s, out / "Clip" / "clip_224x224" / _clip_id(s)) for s in specs], "DFEW-like",
+                progress)
     _subjects(out, [(f"Clip/clip_224x224/{_clip_id(s)}", s) for s in specs])
     for fold in range(1, 6):
         for split in ("train", "test"):
@@ -103,19 +119,19 @@ def _dfew(out: Path, specs: list[ClipSpec], progress: bool) -> None:
 
 def _ferv39k(out: Path, specs: list[ClipSpec], progress: bool) -> None:
     lists: dict[str, list[str]] = {"train": [], "test": []}
-    for spec, frames in zip(specs, parallel_map(render_clip, specs, "FERV39k-like", progress)):
-        label = spec.labels[0]
-        rel = f"{SCENES[spec.index % len(SCENES)]}/{FOLDER_NAMES[label]}/{_clip_id(spec)}"
-        _write_frames(out / "Data" / "2_ClipsforFaceCrop" / rel, frames)
-        lists["test" if spec.fold == 1 else "train"].append(f"{rel} {BASIC_CLASSES.index(label)}")
+    rels = [f"{SCENES[s.index % len(SCENES)]}/{FOLDER_NAMES[s.labels[0]]}/{_clip_id(s)}" for s in specs]
+    _render_all(_render_frames_to, [(s, out / "Data" / "2_ClipsforFaceCrop" / rel) for s, rel in zip(specs, rels)],
+                "FERV39k-like", progress)
+    for spec, rel in zip(specs, rels):
+        lists["test" if spec.fold == 1 else "train"].append(f"{rel} {BASIC_CLASSES.index(spec.labels[0])}")
     for split, rows in lists.items():
         _text_file(out / "Data" / "4_setups" / "All_scenes" / f"{split}_All.csv", rows)
 
 
 def _afew(out: Path, specs: list[ClipSpec], progress: bool) -> None:
-    for spec, frames in zip(specs, parallel_map(render_clip, specs, "AFEW-like", progress)):
-        split = "Val" if spec.fold == 1 else "Train"
-        _write_avi(out / split / FOLDER_NAMES[spec.labels[0]] / f"{_clip_id(spec)}.avi", frames)
+    jobs = [(s, out / ("Val" if s.fold == 1 else "Train") / FOLDER_NAMES[s.labels[0]] / f"{_clip_id(s)}.avi")
+            for s in specs]
+    _render_all(_render_avi_to, jobs, "AFEW-like", progress)
 
 
 WRITERS = {"mafw": ("mafw_like", _mafw), "dfew": ("dfew_like", _dfew), "ferv39k": ("ferv39k_like", _ferv39k),

@@ -229,8 +229,9 @@ def _write_corpus(out: Path, specs: list[ClipSpec], progress: bool) -> dict[str,
     return dict(sorted(Counter(c[1] for c in clips).items()))
 
 
-def _render_job(job: tuple[InterviewSubject, int, int]) -> np.ndarray:
-    return render_session(*job)
+def _render_job(job: tuple[InterviewSubject, int, int, Path]) -> None:
+    """Render one interview session and write its video (a worker's task: nothing large goes back)."""
+    write_video(job[3], render_session(*job[:3]))
 
 
 def write_interviews(out: Path, size: WorldSize, seed: int, progress: bool) -> int:
@@ -248,10 +249,11 @@ def write_interviews(out: Path, size: WorldSize, seed: int, progress: bool) -> i
     (out / "interviews" / "videos").mkdir(parents=True, exist_ok=True)
     rows = []
     jobs = [(subj, s, ratings) for subj in cohort for s, _, ratings in subj.sessions]
-    videos = parallel_map(_render_job, [(subj, s, seed) for subj, s, _ in jobs], "interviews", progress)
-    for (subj, session, ratings), frames in zip(jobs, videos):
-        rel = f"videos/{subj.person.subject}_{session}.mp4"
-        write_video(out / "interviews" / rel, frames)
+    rels = [f"videos/{subj.person.subject}_{session}.mp4" for subj, session, _ in jobs]
+    for _ in parallel_map(_render_job, [(subj, s, seed, out / "interviews" / rel)
+                                        for (subj, s, _), rel in zip(jobs, rels)], "interviews", progress):
+        pass
+    for (subj, session, ratings), rel in zip(jobs, rels):
         rows.append(InterviewRow(rel, subj.person.subject, str(session), {k: ratings[k] for k in ITEMS}))
     write_interview_manifest(rows, list(ITEMS), out / "interviews" / "manifest.csv")
     latent = [[s.person.subject] + [f"{s.latent[k]:.2f}" for k in ITEMS] for s in cohort]
