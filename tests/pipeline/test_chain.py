@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,3 +155,17 @@ def test_a_reproduce_killed_in_notebook_04_resumes_to_the_uninterrupted_results(
     sa, sb = a.get("state_dict", a.get("trainable")), b.get("state_dict", b.get("trainable"))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not [p for p in killed.rglob("*.tmp")] and sorted(p.name for p in tmp_path.iterdir()) == ["killed"]
+
+
+def test_a_moved_run_folder_resumes_its_training_in_the_new_place(chain, tmp_path):
+    first = tmp_path / "first"
+    shutil.copytree(chain, first)
+    record = json.loads((first / "run.json").read_text())
+    for stage in ("03", "04", "05"):  # as if killed after notebook 02: 03 resumes from the trained fold's files
+        record["stages"].pop(stage)
+        (first / f"{stage}_results.json").unlink()
+    (first / "run.json").write_text(json.dumps(record))
+    moved = first.rename(tmp_path / "moved")  # nothing of the old absolute paths exists any more
+    reproduce("synthetic", moved, TINY, progress=False)
+    for stage in ("03", "04", "05"):
+        assert _untimed(results(moved, stage)) == _untimed(results(chain, stage)), stage

@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterator, NamedTuple
 import nbformat
 import psutil
 import pytest
-import yaml
 
 pytestmark = pytest.mark.ui
 
@@ -37,11 +36,10 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--window-size=1280,1800")
-REPRODUCE = ("reproduce", "--profile", "synthetic", "-p", "synth_size", "tiny", "-p", "pretrain_epochs", "1",
-             "-p", "pretrain_web_pictures", "16", "-p", "epochs", "2", "-p", "n_seeds", "1", "-p", "folds", "[5]",
-             "-p", "loco", "false", "-p", "n_boot", "0", "-p", "outer_folds", "2", "-p", "inner_folds", "2",
-             "-p", "models", "ridge")
-RUN_OVERRIDES = {name: yaml.safe_load(value) for name, value in zip(REPRODUCE[4::3], REPRODUCE[5::3])}
+RUN_OVERRIDES = {"synth_size": "tiny", "pretrain_epochs": 1, "pretrain_web_pictures": 16, "epochs": 2, "n_seeds": 1,
+                 "folds": [5], "loco": False, "n_boot": 0, "outer_folds": 2, "inner_folds": 2, "models": "ridge"}
+REPRODUCE = ("reproduce", "--profile", "synthetic",
+             *[x for k, v in RUN_OVERRIDES.items() for x in ("-p", k, json.dumps(v))])
 QUERY = "a person smiling broadly with raised cheeks"
 LAB_SETTINGS = {  # no network calls, every cell in the DOM (no windowing)
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
