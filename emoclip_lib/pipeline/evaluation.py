@@ -54,6 +54,11 @@ def comparison_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return paper_table(pairs)
 
 
+def _spread(stat: dict[str, float]) -> str:
+    """A summary's {"mean", "std"} fraction as "mean ± std" in percent, one decimal."""
+    return f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}"
+
+
 def spread_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Mean ± std of UAR and WAR over seeds and folds, as text, one row per (dataset, method).
 
@@ -65,8 +70,7 @@ def spread_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
         for method, s in res["summary"].items():
             n = [r["n"] for r in res["records"] if r["method"] == method]
             rows.append({"dataset": name, "scored as": res["kind"], "method": METHOD_LABELS[method],
-                         "UAR %": f"{100 * s['uar']['mean']:.1f} ± {100 * s['uar']['std']:.1f}",
-                         "WAR %": f"{100 * s['war']['mean']:.1f} ± {100 * s['war']['std']:.1f}",
+                         "UAR %": _spread(s["uar"]), "WAR %": _spread(s["war"]),
                          "models x folds": s["folds"], "clips per fold": f"{min(n)}-{max(n)}"})
     return pd.DataFrame(rows)
 
@@ -83,9 +87,8 @@ def summary_text(results: dict[str, Any]) -> str:
         return "zero-shot: no dataset was scored"
     order = [d for d in PAPER_DATASETS if d in datasets] + [d for d in datasets if d not in PAPER_DATASETS]
     methods = list(dict.fromkeys(m for d in order for m in datasets[d]["summary"]))
-    cell = {(m, d): "{:.1f} ± {:.1f} / {:.1f} ± {:.1f}".format(
-        *(100 * s[k][v] for k in ("uar", "war") for v in ("mean", "std")))
-        for d in order for m, s in datasets[d]["summary"].items()}
+    cell = {(m, d): f"{_spread(s['uar'])} / {_spread(s['war'])}" for d in order
+            for m, s in datasets[d]["summary"].items()}
     table = pd.DataFrame([[cell.get((m, d), "-") for d in order] for m in methods],
                          index=[METHOD_LABELS.get(m, m) for m in methods],
                          columns=[f"{d} ({datasets[d]['kind']})" for d in order])

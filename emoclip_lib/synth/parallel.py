@@ -42,3 +42,16 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], desc: str, progress: 
             yield from tqdm(pool.map(_run, items, chunksize=4), total=len(items), desc=desc, disable=not progress)
     finally:
         _TASK = previous
+
+
+def parallel_run(fn: Callable[[T], None], items: Sequence[T], desc: str, progress: bool = True) -> None:
+    """Run `fn` on every item in forked workers for its side effects (files it writes); see `parallel_map`.
+
+    Args:
+        fn: a function of one item that returns nothing.
+        items: its inputs.
+        desc: progress-bar label.
+        progress: show a progress bar.
+    """
+    for _ in parallel_map(fn, items, desc, progress):
+        pass

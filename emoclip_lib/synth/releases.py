@@ -19,14 +19,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from ..data import BASIC_CLASSES, CANONICAL_CLASSES
 from .descriptions import write_class_descriptions
-from .parallel import parallel_map
+from .parallel import parallel_run
 from .recipes import ClipSpec, render_clip
 from .world import SYNTH_VERSION, WorldSize, check_seed, plan_corpus, resolve_size, write_interviews
 
@@ -72,12 +71,6 @@ def _render_avi_to(job: tuple[ClipSpec, Path]) -> None:
     _write_avi(job[1], render_clip(job[0]))
 
 
-def _render_all(task: Callable[[tuple[ClipSpec, Path]], None], jobs: list[tuple[ClipSpec, Path]], desc: str,
-                progress: bool) -> None:
-    for _ in parallel_map(task, jobs, desc, progress):
-        pass
-
-
 def _text_file(path: Path, lines: list[str], encoding: str = "utf-8", newline: str = "\n") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes("".join(f"{line}{newline}" for line in lines).encode(encoding))
@@ -94,7 +87,7 @@ def _subjects(out: Path, paths: list[tuple[str, ClipSpec]]) -> None:
 
 
 def _mafw(out: Path, specs: list[ClipSpec], progress: bool) -> None:
-    _render_all(_render_frames_to, [(s, out / "data" / "faces" / _clip_id(s)) for s in specs], "MAFW-like", progress)
+    parallel_run(_render_frames_to, [(s, out / "data" / "faces" / _clip_id(s)) for s in specs], "MAFW-like", progress)
     _subjects(out, [(f"data/faces/{_clip_id(s)}", s) for s in specs])
     for kind, compound in (("single", False), ("compound", True)):
         chosen = [s for s in specs if (len(s.labels) > 1) == compound]
@@ -107,7 +100,7 @@ def _mafw(out: Path, specs: list[ClipSpec], progress: bool) -> None:
 
 
 def _dfew(out: Path, specs: list[ClipSpec], progress: bool) -> None:
-    _render_all(_render_frames_to, [(s, out / "Clip" / "clip_224x224" / _clip_id(s)) for s in specs], "DFEW-like",
+    parallel_run(_render_frames_to, [(s, out / "Clip" / "clip_224x224" / _clip_id(s)) for s in specs], "DFEW-like",
                 progress)
     _subjects(out, [(f"Clip/clip_224x224/{_clip_id(s)}", s) for s in specs])
     for fold in range(1, 6):
@@ -120,7 +113,7 @@ def _dfew(out: Path, specs: list[ClipSpec], progress: bool) -> None:
 def _ferv39k(out: Path, specs: list[ClipSpec], progress: bool) -> None:
     lists: dict[str, list[str]] = {"train": [], "test": []}
     rels = [f"{SCENES[s.index % len(SCENES)]}/{FOLDER_NAMES[s.labels[0]]}/{_clip_id(s)}" for s in specs]
-    _render_all(_render_frames_to, [(s, out / "Data" / "2_ClipsforFaceCrop" / rel) for s, rel in zip(specs, rels)],
+    parallel_run(_render_frames_to, [(s, out / "Data" / "2_ClipsforFaceCrop" / rel) for s, rel in zip(specs, rels)],
                 "FERV39k-like", progress)
     for spec, rel in zip(specs, rels):
         lists["test" if spec.fold == 1 else "train"].append(f"{rel} {BASIC_CLASSES.index(spec.labels[0])}")
@@ -131,7 +124,7 @@ def _ferv39k(out: Path, specs: list[ClipSpec], progress: bool) -> None:
 def _afew(out: Path, specs: list[ClipSpec], progress: bool) -> None:
     jobs = [(s, out / ("Val" if s.fold == 1 else "Train") / FOLDER_NAMES[s.labels[0]] / f"{_clip_id(s)}.avi")
             for s in specs]
-    _render_all(_render_avi_to, jobs, "AFEW-like", progress)
+    parallel_run(_render_avi_to, jobs, "AFEW-like", progress)
 
 
 WRITERS = {"mafw": ("mafw_like", _mafw), "dfew": ("dfew_like", _dfew), "ferv39k": ("ferv39k_like", _ferv39k),

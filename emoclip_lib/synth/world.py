@@ -19,7 +19,7 @@ from ..errors import UserError
 from .captions import make_caption
 from .descriptions import write_class_descriptions
 from .cohort import ITEMS, InterviewSubject, plan_cohort, render_session
-from .parallel import parallel_map
+from .parallel import parallel_run
 from .files import fold_rows, subject_folds, write_csv, write_video
 from .people import FILM_SETTINGS, Person, sample_person, sample_scene
 from .recipes import (CORPUS_CODES, MOUTH_COMPONENTS, VISIBLE_MIN, ClipSpec, check_labels, clip_rng,
@@ -250,9 +250,8 @@ def write_interviews(out: Path, size: WorldSize, seed: int, progress: bool) -> i
     rows = []
     jobs = [(subj, s, ratings) for subj in cohort for s, _, ratings in subj.sessions]
     rels = [f"videos/{subj.person.subject}_{session}.mp4" for subj, session, _ in jobs]
-    for _ in parallel_map(_render_job, [(subj, s, seed, out / "interviews" / rel)
-                                        for (subj, s, _), rel in zip(jobs, rels)], "interviews", progress):
-        pass
+    parallel_run(_render_job, [(subj, s, seed, out / "interviews" / rel) for (subj, s, _), rel in zip(jobs, rels)],
+                 "interviews", progress)
     for (subj, session, ratings), rel in zip(jobs, rels):
         rows.append(InterviewRow(rel, subj.person.subject, str(session), {k: ratings[k] for k in ITEMS}))
     write_interview_manifest(rows, list(ITEMS), out / "interviews" / "manifest.csv")
