@@ -17,6 +17,7 @@ from pathlib import Path
 
 import papermill
 
+from bench_common import cpu_model
 from emoclip_lib.pipeline.reproduce import NOTEBOOK_DIR, notebook_paths
 
 
@@ -48,7 +49,8 @@ def main() -> None:
         seconds = time_notebooks(run_dir)
     stems = list(seconds)
     report = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load_before,
+        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),
+                    "load_before": load_before,
                     "load_after": os.getloadavg()},
         "seconds": seconds,
         "total_s": round(sum(seconds.values()), 1),

@@ -10,7 +10,11 @@
 7. bf16 autocast vs fp32 frame encoding (ViT-B/32);
 8. estimated end-to-end zero-shot rate of a FERV39k-sized evaluation (7,847 clips x 32 frames) from the
    measured stage rates (decode + preprocess, frame encoding, temporal model + scoring), CPU fp32, CPU bf16
-   and CUDA when available.
+   and CUDA when available;
+9. the tiny CLIP's pretraining step: text tower in length groups, AdamW on the used embedding rows only;
+                                                                          (bench_perf_pretrain.py)
+10. class descriptions parsed once per file, cached frame features read once per training.
+                                                                          (bench_perf_pretrain.py)
 
 Real-size model: `random:ViT-B/32` (random weights, the real architecture and speed). Every equal-output
 check must pass (exit code 1 otherwise). Default run: about 3 minutes on 2 CPU cores; `--quick`: a tiny
@@ -35,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 import bench_perf_items as items
+import bench_perf_pretrain as pretrain_items
 from bench_common import (BenchContext, SectionResult, cuda_sync, forward_flops, host_kind, load_average,
                           machine_info, matmul_peak_tflops, measure, synthetic_clips)
 from emoclip_lib.data import CANONICAL_CLASSES, VideoDataset
@@ -191,6 +196,8 @@ def run(ctx: BenchContext) -> SectionResult:
     details["6_flops"] = flops_item(result, big, cpu, sweep["rates"], sweep["default_batch"], ctx.quick)
     details["8_end_to_end"] = end_to_end_item(result, big, ctx.work_dir, cpu, sweep["rates"], sweep["default_batch"],
                                               ctx.quick)
+    details["9_pretrain_step"] = pretrain_items.pretrain_item(result, ctx.quick)
+    details["10_rereads"] = pretrain_items.reread_item(result, ctx.work_dir, ctx.quick)
     if device.type == "cuda":
         details["8_end_to_end"]["cuda"] = cuda_estimate(result, details["8_end_to_end"]["stages"], ctx.quick)
     result.details = details

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 from typing import Any
 
 import numpy as np
@@ -43,8 +44,19 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _deterministic_kernels()
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def _deterministic_kernels() -> None:
+    """torch's deterministic-algorithms flag, warnings only. `torch.use_deterministic_algorithms` also imports
+    the `torch.compile` stack to set its own flag (2.8 s of notebook 05); nothing here compiles, so the
+    kernel flag is set alone where torch has the setter (and the public call is made once compile is loaded)."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 def loader_settings(device: torch.device) -> dict[str, Any]:

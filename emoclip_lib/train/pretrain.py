@@ -33,11 +33,13 @@ from ..data import ManifestRow
 from ..model import contrastive_loss
 from ..data import augment_clip, normalize
 from ..synth import WEB_FORMAT
+from .vocabulary import compact_token_embedding, expand_token_embedding, renumber_tokens, used_vocabulary
 
 __all__ = ["FRAME_SPAN", "PretrainData", "assemble_data", "clip_groups", "clip_logits", "embed_images", "epoch_order",
            "fingerprint", "frame_positions", "load_frames", "lr_factor", "pretrain_clip", "training_pairs"]
 FORMAT = "emoclip_lib.clip_pretrain"
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(logit_scale) at 100
+TEXT_GROUPS = 3  # captions of a batch run through the text tower in 3 length groups (see encode_text_trimmed)
 
 
 def fingerprint(rows: list[ManifestRow], config: dict[str, Any]) -> str:
@@ -97,18 +99,19 @@ def _batch(data: PretrainData, idx: torch.Tensor, g: torch.Generator,
     return normalize(images).to(device), data.tokens[idx].to(device)
 
 
-def clip_logits(model: nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+def clip_logits(model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, text_groups: int = 1) -> torch.Tensor:
     """CLIP's scaled cosine similarities between images and captions.
 
     Args:
         model: OpenAI CLIP.
         images: (B, 3, S, S) normalised images.
         tokens: (B, 77) caption tokens.
+        text_groups: length groups of the text tower (`encode_text_trimmed`).
     Returns:
         (B, B) image-to-text logits.
     """
     img = F.normalize(model.encode_image(images), dim=-1)  # (B, D)
-    txt = F.normalize(encode_text_trimmed(model, tokens), dim=-1)  # (B, D)
+    txt = F.normalize(encode_text_trimmed(model, tokens, text_groups), dim=-1)  # (B, D)
     return model.logit_scale.exp() * img @ txt.t()
 
 
@@ -122,7 +125,7 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: PretrainDat
     for b, idx in enumerate(epoch_order(data.groups, g).tensor_split(n_batches)):
         for group in opt.param_groups:
             group["lr"] = cfg["lr"] * lr_factor(epoch * n_batches + b, total, warmup)
-        loss = contrastive_loss(clip_logits(model, *_batch(data, idx, g, device)))
+        loss = contrastive_loss(clip_logits(model, *_batch(data, idx, g, device), cfg["text_groups"]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -210,8 +213,9 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
         device: where to train.
         progress: show progress bars.
         resume: continue from `<out_path>.partial` when it has the same fingerprint.
-        checkpoint_seconds: write `<out_path>.partial` (about 40 MB) after the first epoch ending this long
-            after the last write, and when stopping early (0 = every epoch).
+        checkpoint_seconds: write `<out_path>.partial` (about 3 MB: it holds only the used embedding rows)
+            after the first epoch ending this long after the last write, and when stopping early (0 = every
+            epoch).
         num_threads: CPU threads while training (then restored; None keeps torch's setting). A fixed count
             keeps the weights the same on machines with more cores; 2 threads measured 1.5x faster than 1 on
             2 quiet cores (and slower than 1 when the cores are shared with other work).
@@ -224,7 +228,8 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
     cfg = dict(format=FORMAT, backbone=backbone, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                weight_decay=weight_decay, warmup_frac=warmup_frac, frames_per_clip=frames_per_clip,
                group_by_subject=group_by_subject, frame_span=list(FRAME_SPAN), web_pictures=web_pictures,
-               web_format=WEB_FORMAT, num_threads=num_threads)  # the thread count changes the weights
+               web_format=WEB_FORMAT, num_threads=num_threads,  # the thread count changes the weights
+               text_groups=TEXT_GROUPS)
     _check_config(cfg, num_threads)
     pairs = training_pairs(rows)
     if len(pairs) < 2:
@@ -248,8 +253,12 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
                          web_cache)
     meta: dict[str, Any] = dict(config=cfg, fingerprint=key, clips=len(pairs), web_pictures=web_pictures,
                                 decode_seconds=round(time.perf_counter() - t0, 2))
+    vocabulary = used_vocabulary(data.tokens)  # train the used embedding rows only (bit-identical weights)
+    data = data._replace(tokens=renumber_tokens(data.tokens, vocabulary))
+    full = compact_token_embedding(model, vocabulary)  # (49408, W), the rows no caption uses
     with _torch_threads(num_threads, dev):
         _fit(model.to(dev), data, meta, partial, dev, resume, max_epochs_this_call, checkpoint_seconds, progress)
+    expand_token_embedding(model, full.to(dev), vocabulary)
     if meta["epochs_done"] == epochs:
         meta.update(final_loss=meta["losses"][-1], logit_scale=float(model.logit_scale.detach().exp()))
         _save_final(model, out_path, meta)

@@ -118,3 +118,18 @@ def test_prompt_errors(tmp_path: Path, shipped: dict[str, ClassDescription]) -> 
     with pytest.raises(UserError, match="class 'fear' has no description"):
         prompts(["anger", "fear"], "description", user)
     assert prompts(["boredom"], "ensemble", user) == [["Heavy eyelids, a slack mouth and the head propped on a hand."]]
+
+
+def test_an_unchanged_file_is_parsed_once_and_an_edit_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+    calls = []
+    real = yaml.safe_load
+    monkeypatch.setattr(yaml, "safe_load", lambda text: calls.append(1) or real(text))
+    path = write(tmp_path, USER_YAML)
+    first = load_descriptions(path)
+    first.clear()  # the caller's dict is its own
+    again = load_descriptions(path)
+    assert len(calls) == 1 and again == load_descriptions(path) and again
+    path.write_text(USER_YAML.replace("anger", "angst"), encoding="utf-8")  # same size, maybe the same mtime
+    edited = load_descriptions(path)
+    assert len(calls) == 2 and "angst" in edited and "anger" not in edited

@@ -163,6 +163,6 @@ def test_cached_dataset_views_and_collate(model, data, tmp_path):
     batch = collate_features([dataset[0], None, dataset[2]])
     assert batch["features"].shape == (2, 4, 64) and batch["text_emb"] is None
     assert batch["index"].tolist() == [0, 2] and batch["captions"] == [rows[0].caption, rows[2].caption]
-    Path(paths[1][0]).write_bytes(b"garbage")
+    Path(paths[1][1]).write_bytes(b"garbage")  # an entry not read yet (read ones are kept in memory)
     with pytest.raises(DataError, match="delete it"):
-        dataset[0]
+        dataset[1]

@@ -136,6 +136,7 @@ def test_deterministic_and_cached(corpus, tmp_path, monkeypatch) -> None:
     assert meta["final_loss"] == meta["losses"][-1] and meta["clips"] == 16
     assert not (tmp_path / "a.pt.partial").exists()
     assert _same(a, _weights(load_clip(str(tmp_path / "a.pt"))))  # the cache is a loadable CLIP checkpoint
+    assert a["token_embedding.weight"].shape == (49408, 64)  # every row again, not only the captions' ones
 
     import emoclip_lib.train.pretrain as cp
 
@@ -176,6 +177,7 @@ def test_resume_matches_uninterrupted_run(corpus, tmp_path, monkeypatch) -> None
         pretrain_clip(rows, root, out, seed=1, epochs=3, checkpoint_seconds=0, **FAST)
     saved = torch.load(tmp_path / "killed.pt.partial", weights_only=True)
     assert saved["meta"]["epochs_done"] == 2 and not out.exists()
+    assert saved["state_dict"]["token_embedding.weight"].shape[0] < 1000  # the used rows only (train.vocabulary)
     resumed = pretrain_clip(rows, root, out, seed=1, epochs=3, **FAST)  # trains epoch 3 only
     assert json.loads((tmp_path / "killed.pt.json").read_text())["epochs_done"] == 3
     assert _same(full, _weights(resumed))
