@@ -14,9 +14,9 @@ and stay the same: a still uses one crop of one bank, but the banks' draws advan
 rest of the picture and its caption come from. Hence the cache.
 
 Measured (benchmarks/pretrain_probe.py): a ridge probe of the pretrained image embeddings predicts the drawn
-expression components of unseen faces with mean R^2 0.19 (brow raise 0.71, widened eyes 0.48, brow lowering
-0.47) after 14 epochs over the training clips and 6000 pictures (686 steps), against 0.00 for the clips-only
-pretraining (60 epochs). In a development run, drawing the pictures' expressions at 35-100% strength with
+expression components of unseen faces with mean R^2 0.16 (brow raise 0.61, brow lowering 0.43, widened eyes
+0.42) after 14 epochs over the training clips and 6000 pictures (686 steps, 2 threads), against 0.00 for the
+clips-only pretraining (60 epochs); 0.19 with the earlier 1-thread pretraining. In a development run, drawing the pictures' expressions at 35-100% strength with
 random head roll and turn brought the same budget down to 0.03.
 """
 from __future__ import annotations
