@@ -15,10 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import papermill
-
 from bench_common import cpu_model
-from emoclip_lib.pipeline.reproduce import NOTEBOOK_DIR, notebook_paths
+from emoclip_lib.pipeline.reproduce import NOTEBOOK_DIR, execute_notebook, notebook_paths
 
 
 def time_notebooks(run_dir: Path) -> dict[str, float]:
@@ -30,8 +28,7 @@ def time_notebooks(run_dir: Path) -> dict[str, float]:
     seconds = {}
     for path in notebook_paths(NOTEBOOK_DIR):
         start = time.perf_counter()
-        papermill.execute_notebook(str(path), str(run_dir / path.name), parameters={"run_dir": str(run_dir)},
-                                   cwd=str(path.parent), progress_bar=False)
+        execute_notebook(path, run_dir / path.name, {"run_dir": str(run_dir)})  # as `emoclip reproduce` does
         seconds[path.stem] = round(time.perf_counter() - start, 1)
         print(f"{path.stem}: {seconds[path.stem]} s", flush=True)
     return seconds

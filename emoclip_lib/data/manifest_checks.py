@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol, Sequence
 
-from tqdm.auto import tqdm
-
 from ..errors import UserError
+from ..workers import parallel_map
 from .classes import CANONICAL_CLASSES, COMPOUND_SEPARATOR, parse_labels
 from .manifest import ManifestRow
 from .video import count_frames, quiet_native_stderr, read_frames
@@ -239,12 +238,12 @@ def file_problems(rows: Sequence[_HasPath], root: str | Path, check_decode: bool
     by_path: dict[str, list[int]] = defaultdict(list)
     for row in rows:
         by_path[row.path].append(row.row_number)
-    problems: list[Problem] = []
-    for rel, lines in tqdm(by_path.items(), desc="checking videos", unit="video", disable=not progress):
-        message = outside_root(rel, root) or _decode_problem(root / rel, check_decode)
-        if message is not None:
-            problems.append(Problem(lines[0], rel, f"{message}{_also_rows(lines)}"))
-    return problems
+    def problem(rel: str) -> str | None:
+        return outside_root(rel, root) or _decode_problem(root / rel, check_decode)
+
+    messages = parallel_map(problem, list(by_path), "checking videos", progress, chunksize=16)  # on every core
+    return [Problem(lines[0], rel, f"{message}{_also_rows(lines)}")
+            for (rel, lines), message in zip(by_path.items(), messages) if message is not None]
 
 
 def _class_names(row: ManifestRow) -> list[str]:

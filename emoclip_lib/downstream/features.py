@@ -10,18 +10,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data import FaceCrop
 from ..data import read_interview_manifest
 from ..errors import DataError, UserError
 from ..features import cached_window_embeddings_multi, make_encoder
+from ..workers import parallel_map, torch_workers
 
 STATS: tuple[str, ...] = ("mean", "std", "max", "min", "median", "q10", "q90")  # any q1..q99 works too
 STAT_PATTERN = re.compile(r"mean|std|max|min|median|q([1-9]|[1-9][0-9])")  # the statistics `aggregate` knows
@@ -127,12 +127,17 @@ def extract_features(manifest_path: str | Path, root: str | Path, model: nn.Modu
     aggregate(np.zeros((1, 1)), stats)  # checks the statistic names before any encoding
     encs = [make_encoder(m, name) for name, m in _encoder_models(model, names).items()]
     records: dict[str, list[dict]] = {name: [] for name in names}
-    for row in tqdm(rows, desc=f"features ({', '.join(names)})", unit="video", disable=not progress):
+
+    def embed(row: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         try:
-            found = cached_window_embeddings_multi(encs, Path(root) / row.path, cache_dir, clip_len, downsample,
-                                                   stride, device, crop, batch, precision=precision)
+            return cached_window_embeddings_multi(encs, Path(root) / row.path, cache_dir, clip_len, downsample,
+                                                  stride, device, crop, batch, precision=precision)
         except UserError as err:
             raise type(err)(f"{manifest_path}:{row.row_number}: {err}") from None
+
+    videos = parallel_map(embed, rows, f"features ({', '.join(names)})", progress,  # one video per core on CPU
+                          torch_workers(torch.device(device), len(rows)), chunksize=1)
+    for row, found in zip(rows, videos):
         scores = {i: np.nan if row.scores[i] is None else row.scores[i] for i in items}
         for name, (starts, emb) in found.items():
             records[name].append({"path": row.path, "subject": row.subject, "session": row.session, **scores,

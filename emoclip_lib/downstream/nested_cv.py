@@ -11,7 +11,6 @@ count (one under the pipeline's `threadpool_limits(limits=1)`): results equal th
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -30,6 +29,7 @@ from threadpoolctl import threadpool_info
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..workers import cpu_count
 
 MODELS: tuple[str, ...] = ("ridge", "svr", "mlp")
 PARALLEL_MODELS: tuple[str, ...] = ("mlp",)  # models whose inner search uses `default_n_jobs()` processes
@@ -230,7 +230,7 @@ def _fold_vector(splits: list[Split], n: int) -> np.ndarray:
 
 def default_n_jobs() -> int:
     """Worker processes of the inner grid search: the CPUs this process may run on."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return cpu_count()
 
 
 @contextlib.contextmanager

@@ -37,6 +37,7 @@ from ..io_utils import atomic_torch_save, atomic_write
 from ..data import ManifestRow
 from ..data import tokenize
 from ..runtime import frame_batch_size, resolve_precision
+from ..workers import parallel_map, torch_workers
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +170,27 @@ def build_frame_cache(model: nn.Module, rows: Sequence[ManifestRow], root: str |
         for view in views:
             if job.todo[view]:
                 dataset.set_epoch(view)
-                _encode(encoder, dataset, job.todo[view], job.paths[view], batch_size, num_workers, bar)
+                for index in _encode_view(encoder, dataset, job.todo[view], job.paths[view], batch_size,
+                                          num_workers, bar):
+                    job.paths[view][index] = None  # unreadable video (skipped and logged by the dataset)
     return job.paths
+
+
+def _encode_view(encoder: _FrameEncoder, dataset: VideoDataset, todo: list[int], paths: dict[int, str | None],
+                 batch_size: int, num_workers: int, bar: tqdm) -> list[int]:
+    """Encode the `todo` clips of one view, on the CPU in one forked worker per core (every `workers`-th clip
+    each; entries equal those of one process: the tower's fp32 outputs do not depend on the thread count on
+    1-2 threads); the clips that could not be read."""
+    jobs = torch_workers(torch.device(encoder.device), len(todo) // max(1, batch_size)) if num_workers == 0 else 1
+    if jobs == 1:
+        return _encode(encoder, dataset, todo, paths, batch_size, num_workers, bar)
+    failed: list[int] = []
+    shards = [todo[k::jobs] for k in range(jobs)]
+    for shard, lost in zip(shards, parallel_map(lambda part: _encode(encoder, dataset, part, paths, batch_size, 0),
+                                                shards, "", False, jobs, chunksize=1)):
+        failed += lost
+        bar.update(len(shard))
+    return failed
 
 
 def _collate_counted(items: list[Any]) -> tuple[Any, int]:
@@ -218,8 +238,8 @@ class _FrameEncoder:
 
 
 def _encode(encoder: _FrameEncoder, dataset: VideoDataset, todo: list[int], paths: dict[int, str | None],
-            batch_size: int, num_workers: int, bar: tqdm) -> None:
-    """Encode the `todo` clips of one view and write one entry file per clip."""
+            batch_size: int, num_workers: int, bar: tqdm | None = None) -> list[int]:
+    """Encode the `todo` clips of one view and write one entry file per clip; the clips that could not be read."""
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, collate_fn=_collate_counted,
                         num_workers=num_workers)
     done: set[int] = set()
@@ -230,10 +250,9 @@ def _encode(encoder: _FrameEncoder, dataset: VideoDataset, todo: list[int], path
                 for index, array in zip(batch["index"].tolist(), feats):
                     _save_array(np.ascontiguousarray(array), Path(paths[index]))  # type: ignore[arg-type]
                     done.add(index)
-            bar.update(count)
-    for index in todo:
-        if index not in done:
-            paths[index] = None  # unreadable video (skipped and logged by the dataset)
+            if bar is not None:
+                bar.update(count)
+    return [index for index in todo if index not in done]
 
 
 def _text_key(text: str) -> str:

@@ -12,6 +12,7 @@ rule), by the models trained on single-label clips only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..model import ModelConfig
 from ..train import TrainConfig
 from ..zeroshot import (METHODS, compound_embeddings, eval_frame_features, evaluate, label_indices, label_space,
                         loco_recall, scored_clips, zero_shot_predict)
-from .training import train_fold, training_rows
+from .training import run_trainings, train_fold, training_rows
 from .zeroshot import EvalContext
 
 
@@ -84,6 +85,8 @@ def _recalls(ctx: EvalContext, checkpoint: str, clips: list, root: Any, classes:
 def leave_one_class_out(ctx: EvalContext, progress: bool = False) -> dict[str, Any]:
     """Train without each class in turn and measure its recall; the seen model and CLIP on the same clips.
 
+    The trainings run on every CPU core (`training.run_trainings`); the records are those of one after another.
+
     Args:
         ctx: evaluation context (notebook 03 done).
         progress: show progress bars.
@@ -91,29 +94,34 @@ def leave_one_class_out(ctx: EvalContext, progress: bool = False) -> dict[str, A
         {"classes": per (fold, class) recalls, "skipped": [...], "settings": {...}}.
     """
     jobs, skipped = loco_plan(ctx)
-    trained = ctx.trained
-    first = {r["fold"]: r for r in reversed(trained["runs"])}  # the first seed's model of each fold
-    settings = dict(trained["train_settings"])
+    settings = dict(ctx.trained["train_settings"])
     if ctx.settings.eval.loco_epochs:
         settings["epochs"] = ctx.settings.eval.loco_epochs
-    model_config = ModelConfig.from_dict(trained["model_config"])
-    _, root, classes = ctx.rows(ctx.prepared["train"])
-    out = []
-    for fold, cls, clips in jobs:
-        run = first[fold]
-        keep, train_root = _held_out_rows(ctx, fold, cls)
-        folder = f"loco/fold{fold if fold is not None else 0}/{cls}"
-        record = train_fold(ctx.run, keep, train_root, classes, trained["clip_backbone"], model_config,
-                            TrainConfig.from_dict({**settings, "seed": run["seed"]}), folder, ctx.device, True,
-                            progress, ctx.descriptions(ctx.prepared["train"]))
-        unseen = _recalls(ctx, record["checkpoint"], clips, root, classes, cls)
-        seen = _recalls(ctx, run["checkpoint"], clips, root, classes, cls)
-        out.append({"fold": fold, "class": cls, "n_train": len(keep), "n_test": len(clips),
-                    "emoclip_unseen": unseen["emoclip"], "emoclip_seen": seen["emoclip"],
-                    "clip_names": seen["clip_names"], "clip_descriptions": seen["clip_descriptions"]})
+    out = run_trainings(functools.partial(_held_out_class, ctx, settings), jobs, ctx.device,
+                        "leave-one-class-out", progress)
     return {"classes": out, "skipped": skipped,
             "settings": {"loco_text": ctx.settings.eval.loco_text, "epochs": settings["epochs"],
                          "recall": "single-label test clips of the held-out class, among all classes"}}
+
+
+def _held_out_class(ctx: EvalContext, settings: dict[str, Any], job: tuple[int | None, str, list],
+                    progress: bool) -> dict[str, Any]:
+    """One (fold, class) of `leave_one_class_out`: train without the class, then its recalls, unseen and seen."""
+    fold, cls, clips = job
+    trained = ctx.trained
+    run = {r["fold"]: r for r in reversed(trained["runs"])}[fold]  # the first seed's model of the fold
+    _, root, classes = ctx.rows(ctx.prepared["train"])
+    keep, train_root = _held_out_rows(ctx, fold, cls)
+    record = train_fold(ctx.run, keep, train_root, classes, trained["clip_backbone"],
+                        ModelConfig.from_dict(trained["model_config"]),
+                        TrainConfig.from_dict({**settings, "seed": run["seed"]}),
+                        f"loco/fold{fold if fold is not None else 0}/{cls}", ctx.device, True, progress,
+                        ctx.descriptions(ctx.prepared["train"]))
+    unseen = _recalls(ctx, record["checkpoint"], clips, root, classes, cls)
+    seen = _recalls(ctx, run["checkpoint"], clips, root, classes, cls)
+    return {"fold": fold, "class": cls, "n_train": len(keep), "n_test": len(clips),
+            "emoclip_unseen": unseen["emoclip"], "emoclip_seen": seen["emoclip"],
+            "clip_names": seen["clip_names"], "clip_descriptions": seen["clip_descriptions"]}
 
 
 def compound_evaluation(ctx: EvalContext) -> dict[str, Any]:

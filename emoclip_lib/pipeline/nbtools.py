@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 
-from .reproduce import NOTEBOOK_DIR, notebook_paths
+from .reproduce import NOTEBOOK_DIR, execute_notebook, notebook_paths
 from .run_dir import REPO_ROOT
 from .settings import PARAMETERS, stage_parameters
 
@@ -97,10 +97,8 @@ def refresh(paths: list[Path] | None = None) -> None:
     Args:
         paths: notebooks to refresh (default: all numbered notebooks, in order).
     """
-    import papermill
-
     for path in [p.resolve() for p in paths or notebook_paths(NOTEBOOK_DIR)]:
-        papermill.execute_notebook(str(path), str(path), cwd=str(path.parent), kernel_name="emoclip")
+        execute_notebook(path, path, {}, "emoclip")
         nb = clean_notebook(nbformat.read(path, as_version=4))
         nbformat.write(nb, path)
         print(f"refreshed {path.relative_to(REPO_ROOT)}")

@@ -19,12 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..model import load_checkpoint
 from ..model import load_clip
@@ -34,10 +32,11 @@ from ..downstream import extract_features, feature_matrix, subject_features
 from ..io_utils import atomic_write, json_cell
 from ..model import EmoCLIP
 from .prepare import load_results
-from ..downstream import AVERAGE_ITEM, default_n_jobs, reference_agreement, regress_items, worker_processes
+from ..downstream import AVERAGE_ITEM, reference_agreement, regress_items
 from ..runtime import resolve_device, seed_everything
 from .run_dir import WINDOW_CACHE, read_stage, run_relative, write_stage
 from .settings import RunSettings
+from ..workers import cpu_count, parallel_map
 
 FORMAT = "emoclip-regression-1"
 PREDICTIONS_FILE = "05_predictions.csv"
@@ -140,14 +139,17 @@ def _result_parts(res: Any, encoder: str, table: pd.DataFrame) -> tuple[list[dic
 
 def _fit_all(tables: dict[str, pd.DataFrame], models: list[str], opts: dict[str, Any], jobs: int,
              progress: bool) -> dict[tuple[str, str], Any]:
-    """(encoder, item) -> result or reason, fitted in `jobs` processes (same results as one: see `nested_cv`)."""
+    """(encoder, item) -> result or reason, fitted in `jobs` forked processes (`workers.parallel_map`: they start
+    with the library already imported, where joblib's fresh workers spent about 4 s importing it; the fits
+    are those of one process, see `nested_cv`)."""
     tasks = [(name, item) for name, table in tables.items() for item in table.attrs["items"]]
-    calls = (joblib.delayed(_regress_item)(feature_matrix(tables[name]), tables[name][item].to_numpy(np.float64),
-                                           tables[name]["subject"].to_numpy(str), item, models, opts)
-             for name, item in tasks)
-    with worker_processes(jobs):
-        done = joblib.Parallel(n_jobs=jobs, return_as="generator")(calls)
-        return dict(zip(tasks, tqdm(done, total=len(tasks), desc="regression", disable=not progress)))
+
+    def fit(task: tuple[str, str]) -> Any:
+        table = tables[task[0]]
+        return _regress_item(feature_matrix(table), table[task[1]].to_numpy(np.float64),
+                             table["subject"].to_numpy(str), task[1], models, opts)
+
+    return dict(zip(tasks, parallel_map(fit, tasks, "regression", progress, jobs, chunksize=1)))
 
 
 def with_averages(rows: list[dict]) -> pd.DataFrame:
@@ -275,7 +277,7 @@ def run_regression(run_dir: str | Path, settings: RunSettings | None = None, pro
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is as fast, and results do not
         table, predictions, skipped = _regress_encoders(feats, models, reg.level, {  # depend on the core count
             "seed": seed, "n_boot": reg.n_boot, "outer_folds": reg.outer_folds, "inner_folds": reg.inner_folds},
-            jobs=default_n_jobs(), progress=progress)  # (encoder, item) fits on every core
+            jobs=cpu_count(), progress=progress)  # (encoder, item) fits on every core
     videos = feats[names[0]]
     latent = None if src["latent"] is None else latent_agreement(
         predictions, videos[["subject", *videos.attrs["items"]]], read_latent(src["latent"]))

@@ -14,9 +14,10 @@ pretraining that never sees that fold's test clips).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 
@@ -35,7 +36,10 @@ from .settings import RunSettings, stage_parameters
 from ..train import TrainConfig
 from ..train import split_train_val
 from ..train import train
+from ..workers import parallel_map, torch_workers
 
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def descriptions_for(run_dir: Path, info: dict[str, Any], override: str | None = None) -> Path | None:
@@ -171,6 +175,43 @@ def train_fold(run_dir: Path, rows: list[ManifestRow], root: Path, classes: Sequ
             "n_train": len(train_rows), "n_val": len(val_rows)}
 
 
+def run_trainings(train_one: Callable[[T, bool], R], jobs: Sequence[T], device: torch.device, desc: str,
+                  progress: bool = False) -> list[R]:
+    """`[train_one(job, progress) for job in jobs]`, on the CPU in one forked worker per core (`workers`).
+
+    The trainings are independent (each has its own seed and output folder; the caches they share are keyed
+    by content and written atomically), so the records are those of one training after another.
+
+    Args:
+        train_one: trains one job; its second argument says whether to show progress bars (False in workers).
+        jobs: the trainings (picklable, like the records they return).
+        device: where they train (`workers.torch_workers`: one after another on CUDA).
+        desc: label of the progress bar over the jobs (shown when they run in workers).
+        progress: show progress bars.
+    """
+    workers = torch_workers(device, len(jobs))
+    if workers == 1:
+        return [train_one(job, progress) for job in jobs]
+    return list(parallel_map(functools.partial(_call_quietly, train_one), jobs, desc, progress, workers, chunksize=1))
+
+
+def _call_quietly(train_one: Callable[[T, bool], R], job: T) -> R:
+    return train_one(job, False)
+
+
+def _seed_fold(run: Path, rows: list[ManifestRow], root: Path, classes: tuple[str, ...], clip_name: str,
+               settings: RunSettings, device: torch.device, resume: bool, desc: Path | None, job: tuple[int, Any],
+               progress: bool) -> dict[str, Any]:
+    """The record of one (seed, fold) training of `train_run` (in `train/seed<s>/fold<f>`)."""
+    seed, fold = job
+    config = dataclasses.replace(settings.train, seed=seed, cache_precision=settings.frame_precision)
+    out = f"train/seed{seed}/fold{fold if fold is not None else 0}"
+    test = select(rows, fold=fold, split="test") if settings.plan.selection == "test_war" else None
+    record = train_fold(run, select(rows, fold=fold, split="train"), root, classes, clip_name, settings.model,
+                        config, out, device, resume, progress, desc, test)
+    return {"fold": fold, **record}
+
+
 def train_run(run_dir: str | Path, settings: RunSettings | None = None, resume: bool = True, progress: bool = False,
               **params: Any) -> dict[str, Any]:
     """Train EmoCLIP for each seed (seed, seed+1, ...) and fold; write `03_results.json`.
@@ -198,15 +239,9 @@ def train_run(run_dir: str | Path, settings: RunSettings | None = None, resume: 
     first = select(rows, fold=folds[0], split="train")
     clip_name = prepare_backbone(run, settings.model.backbone, first, root, settings.seed, plan.pretrain_epochs, dev,
                                  progress, plan.pretrain_web_pictures)
-    runs = []
-    for s in range(settings.seed, settings.seed + plan.n_seeds):
-        for fold in folds:
-            config = dataclasses.replace(settings.train, seed=s, cache_precision=settings.frame_precision)
-            out = f"train/seed{s}/fold{fold if fold is not None else 0}"
-            test = select(rows, fold=fold, split="test") if plan.selection == "test_war" else None
-            record = train_fold(run, select(rows, fold=fold, split="train"), root, classes, clip_name,
-                                settings.model, config, out, dev, resume, progress, desc, test)
-            runs.append({"fold": fold, **record})
+    jobs = [(s, fold) for s in range(settings.seed, settings.seed + plan.n_seeds) for fold in folds]
+    train_one = functools.partial(_seed_fold, run, rows, root, classes, clip_name, settings, dev, resume, desc)
+    runs = run_trainings(train_one, jobs, dev, "trainings", progress)
     flat = settings.flat()
     results = {"dataset": info["name"], "classes": list(classes), "clip_backbone": clip_name,
                "checkpoint": runs[0]["checkpoint"], "runs": runs, "cache_dir": FRAME_CACHE,

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..data import BASIC_CLASSES, CANONICAL_CLASSES
 from .descriptions import write_class_descriptions
-from .parallel import parallel_run
+from ..workers import parallel_run
 from .recipes import ClipSpec, render_clip
 from .world import SYNTH_VERSION, WorldSize, check_seed, plan_corpus, resolve_size, write_interviews
 

@@ -38,7 +38,7 @@ from ..data import resize_center_crop_uint8
 from ..io_utils import atomic_write
 from .captions import still_caption
 from .faces import CHANNELS
-from .parallel import parallel_map
+from ..workers import parallel_map
 from .people import sample_person, sample_scene
 from .recipes import VISIBLE_MIN, clip_rng, render_states, sample_expression
 

@@ -19,7 +19,7 @@ from ..errors import UserError
 from .captions import make_caption
 from .descriptions import write_class_descriptions
 from .cohort import ITEMS, InterviewSubject, plan_cohort, render_session
-from .parallel import parallel_run
+from ..workers import parallel_run
 from .files import fold_rows, subject_folds, write_csv, write_video
 from .people import FILM_SETTINGS, Person, sample_person, sample_scene
 from .recipes import (CORPUS_CODES, MOUTH_COMPONENTS, VISIBLE_MIN, ClipSpec, check_labels, clip_rng,

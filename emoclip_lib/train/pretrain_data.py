@@ -11,7 +11,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..data import ManifestRow
@@ -19,6 +18,7 @@ from ..data import normalize, resize_center_crop_uint8
 from ..synth import web_stills
 from ..data import tokenize
 from ..data import count_frames, read_frames
+from ..workers import parallel_map
 
 # Frames are taken evenly from this span of the clip (fractions of its length): the expressive middle.
 FRAME_SPAN: tuple[float, float] = (0.25, 0.75)
@@ -68,11 +68,14 @@ def load_frames(rows: list[ManifestRow], root: str | Path, frames_per_clip: int,
     Returns:
         uint8 tensor (N, F, 3, size, size).
     """
-    out = torch.empty(len(rows), frames_per_clip, 3, size, size, dtype=torch.uint8)
-    for i, row in enumerate(tqdm(rows, desc="decoding frames", disable=not progress)):
+    def decode(row: ManifestRow) -> torch.Tensor:
         path = Path(root) / row.path
         frames = read_frames(path, frame_positions(count_frames(path), frames_per_clip))  # (F, 3, H, W)
-        out[i] = resize_center_crop_uint8(frames, size)
+        return resize_center_crop_uint8(frames, size)  # (F, 3, size, size)
+
+    out = torch.empty(len(rows), frames_per_clip, 3, size, size, dtype=torch.uint8)
+    for i, frames in enumerate(parallel_map(decode, rows, "decoding frames", progress, chunksize=8)):  # every core
+        out[i] = frames
     return out
 
 

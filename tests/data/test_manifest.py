@@ -239,6 +239,7 @@ def test_validate_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_paths_outside_the_root_are_flagged_and_never_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emoclip_lib import workers
     from emoclip_lib.data import manifest_checks
 
     root, outside = tmp_path / "root", tmp_path / "outside"
@@ -255,6 +256,7 @@ def test_paths_outside_the_root_are_flagged_and_never_opened(tmp_path: Path, mon
 
     for name in ("count_frames", "read_frames"):
         monkeypatch.setattr(manifest_checks, name, recording(getattr(manifest_checks, name)))
+    monkeypatch.setattr(workers, "cpu_count", lambda: 1)  # the videos are checked in this process, recorded here
     paths = [str(secret), "../outside/clip.mp4", "clips/link.mp4", "ext/clip.mp4", "clips/good.mp4",
              "clips/inside.mp4"]
     rows = [ManifestRow(p, "anger", "", "train", None, row_number=n) for n, p in enumerate(paths, start=2)]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import write_clip
 
+from emoclip_lib import workers
 from emoclip_lib.features import frame_cache as fc
 from emoclip_lib.features import hashing
 from emoclip_lib.model.checkpoint import build_model
@@ -115,6 +116,7 @@ def test_build_resumes_after_a_kill(model, data, tmp_path, monkeypatch):
         real_save(array, path)
 
     monkeypatch.setattr(fc, "_save_array", dying_save)
+    monkeypatch.setattr(fc, "torch_workers", lambda device, jobs: 1)  # the kill lands in this process
     with pytest.raises(KeyboardInterrupt):
         build(model, data, tmp_path / "cache", batch_size=1)
     monkeypatch.setattr(fc, "_save_array", real_save)
@@ -127,6 +129,20 @@ def test_build_resumes_after_a_kill(model, data, tmp_path, monkeypatch):
             assert np.array_equal(np.load(resumed[view][i]), np.load(reference[view][i]))
     build(model, data, tmp_path / "cache")  # nothing left to compute: files untouched
     assert mtimes == {p: os.stat(p).st_mtime_ns for p in mtimes}
+
+
+@pytest.mark.skipif(not workers.can_fork(), reason="needs fork")
+def test_entries_built_in_forked_workers_equal_those_built_here(model, data, tmp_path, monkeypatch):
+    monkeypatch.setattr(fc, "torch_workers", lambda device, jobs: 1)
+    here = build(model, data, tmp_path / "a", batch_size=1)
+    monkeypatch.setattr(fc, "torch_workers", lambda device, jobs: 2)
+    (data[0] / "c1.mp4").write_bytes(b"not a video")  # an unreadable clip, found in a worker
+    forked = build(model, data, tmp_path / "b", batch_size=1)
+    for view in (0, 1):
+        assert forked[view][1] is None
+        for i in (0, 2, 3):
+            assert Path(forked[view][i]).name == Path(here[view][i]).name
+            assert np.array_equal(np.load(forked[view][i]), np.load(here[view][i]))
 
 
 def test_unreadable_clips_are_skipped_or_fail(model, data, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from emoclip_lib import workers
 from emoclip_lib.downstream import features
 from emoclip_lib.errors import UserError
 from emoclip_lib.features import window_cache, windows
@@ -50,6 +51,7 @@ class Passes:
 
         monkeypatch.setattr(window_cache, "window_embeddings", counting_pass)
         monkeypatch.setattr(windows, "encode_video_frames", counting_encode)
+        monkeypatch.setattr(features, "torch_workers", lambda device, jobs: 1)  # counted in this process
 
 
 def test_one_pass_gives_the_entries_of_separate_passes(model, dataset, tmp_path, monkeypatch):
@@ -82,6 +84,25 @@ def test_extract_features_of_both_encoders_at_once(model, dataset, tmp_path, mon
         assert a.attrs == b.attrs and list(a.columns) == list(b.columns)
         np.testing.assert_array_equal(features.feature_matrix(a), features.feature_matrix(b))
         assert a.drop(columns="features").equals(b.drop(columns="features"))
+
+
+@pytest.mark.skipif(not workers.can_fork(), reason="needs fork")
+def test_videos_embedded_in_forked_workers_equal_those_embedded_here(model, dataset, tmp_path, monkeypatch):
+    manifest, root = dataset
+    monkeypatch.setattr(features, "torch_workers", lambda device, jobs: 1)
+    here = features.extract_features(manifest, root, model, BOTH, tmp_path / "a", **OPTS)
+    monkeypatch.setattr(features, "torch_workers", lambda device, jobs: 2)
+    forked = features.extract_features(manifest, root, model, BOTH, tmp_path / "b", **OPTS)
+    for name in BOTH:
+        assert list(forked[name]["path"]) == ["v0.mp4", "v1.mp4", "v2.mp4"]  # in manifest order
+        np.testing.assert_array_equal(features.feature_matrix(forked[name]), features.feature_matrix(here[name]))
+        assert forked[name].drop(columns="features").equals(here[name].drop(columns="features"))
+    assert sorted(p.name for p in (tmp_path / "a").glob("*.npz")) == sorted(p.name for p in (tmp_path / "b").glob("*.npz"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text(manifest.read_text().replace("v1.mp4", "v1.txt"), encoding="utf-8")
+    (root / "v1.txt").write_text("not a video")
+    with pytest.raises(UserError, match=r"bad.csv:3: "):  # a worker's error names the manifest row
+        features.extract_features(bad, root, model, BOTH, tmp_path / "c", **OPTS)
 
 
 def test_different_model_objects_get_a_pass_each(model, dataset, tmp_path, monkeypatch):

@@ -154,6 +154,7 @@ def test_extract_features_table_and_cache_hits(dataset, model, tmp_path, monkeyp
         return real(model, path, *args, **kwargs)
 
     monkeypatch.setattr(window_cache, "window_embeddings", counting)
+    monkeypatch.setattr(features, "torch_workers", lambda device, jobs: 1)  # counted in this process
     cache = tmp_path / "cache"
     opts = dict(clip_len=CLIP_LEN, downsample=DOWNSAMPLE, progress=False)
     first = features.extract_features(manifest, root, model, "emoclip", cache, **opts)

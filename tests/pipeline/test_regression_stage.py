@@ -186,3 +186,21 @@ def test_an_item_named_average_is_refused(tmp_path, cohort):
     manifest.write_text(manifest.read_text(encoding="utf-8").replace(",c\n", ",average\n", 1), encoding="utf-8")
     with pytest.raises(UserError, match="reserved"):
         run_regression(run, **FAST)
+
+
+def test_fits_in_forked_processes_equal_those_of_one_process():
+    rng = np.random.default_rng(0)
+    tables = {}
+    for name in ("emoclip", "clip_frame_avg"):
+        feats = rng.normal(size=(12, 6))
+        table = pd.DataFrame({"subject": [f"s{i}" for i in range(12)], "features": list(feats),
+                              "a": feats[:, 0] + rng.normal(scale=0.3, size=12), "b": rng.normal(size=12)})
+        table.attrs["items"] = ["a", "b"]
+        tables[name] = table
+    opts = {"seed": 0, "n_boot": 20, "outer_folds": 3, "inner_folds": 2}
+    one = stage_regression._fit_all(tables, ["ridge", "svr"], opts, jobs=1, progress=False)
+    forked = stage_regression._fit_all(tables, ["ridge", "svr"], opts, jobs=2, progress=False)
+    assert list(forked) == [("emoclip", "a"), ("emoclip", "b"), ("clip_frame_avg", "a"), ("clip_frame_avg", "b")]
+    for key, res in one.items():
+        pd.testing.assert_frame_equal(forked[key].table, res.table)
+        pd.testing.assert_frame_equal(forked[key].predictions_frame(), res.predictions_frame())

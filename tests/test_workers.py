@@ -1,11 +1,11 @@
-"""parallel_map: forked workers give the same results, in input order, as a plain map."""
+"""workers.parallel_map: forked workers give the same results, in input order, as a plain map."""
 from __future__ import annotations
 
 import os
 
 import numpy as np
 
-from emoclip_lib.synth.parallel import parallel_map
+from emoclip_lib.workers import parallel_map
 
 
 def _frame(i: int) -> np.ndarray:
@@ -28,3 +28,12 @@ def test_parallel_results_equal_serial_in_order() -> None:
 def test_workers_are_other_processes_and_one_worker_stays_here() -> None:
     assert set(parallel_map(_pid, list(range(8)), "t", progress=False, workers=2)) - {os.getpid()}
     assert set(parallel_map(_pid, list(range(8)), "t", progress=False, workers=1)) == {os.getpid()}
+
+
+def _inner_pids(_: int) -> set[int]:
+    return set(parallel_map(_pid, list(range(4)), "inner", progress=False, workers=2))
+
+
+def test_a_map_inside_a_worker_runs_in_that_worker() -> None:
+    for pids in parallel_map(_inner_pids, list(range(4)), "outer", progress=False, workers=2):
+        assert len(pids) == 1 and pids != {os.getpid()}  # no process of its own per inner item
