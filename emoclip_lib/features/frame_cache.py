@@ -178,9 +178,9 @@ def build_frame_cache(model: nn.Module, rows: Sequence[ManifestRow], root: str |
 
 def _encode_view(encoder: _FrameEncoder, dataset: VideoDataset, todo: list[int], paths: dict[int, str | None],
                  batch_size: int, num_workers: int, bar: tqdm) -> list[int]:
-    """Encode the `todo` clips of one view, on the CPU in one forked worker per core (every `workers`-th clip
-    each; entries equal those of one process: the tower's fp32 outputs do not depend on the thread count on
-    1-2 threads); the clips that could not be read."""
+    """Encode the `todo` clips of one view, on the CPU in one forked worker per core (worker k takes every
+    k-th clip; the entries equal those of one process: the tower's fp32 frame outputs did not depend on the
+    thread count on 1-2 threads, `tests/features/test_feature_cache.py`); the clips that could not be read."""
     jobs = torch_workers(torch.device(encoder.device), len(todo) // max(1, batch_size)) if num_workers == 0 else 1
     if jobs == 1:
         return _encode(encoder, dataset, todo, paths, batch_size, num_workers, bar)
