@@ -1,4 +1,5 @@
-"""Shared test helpers: a one-thread torch fixture, small video writers, a drawn face, a MAFW-layout tree."""
+"""Shared test helpers: a one-thread torch fixture, small video writers, a drawn face, a MAFW-layout tree, a tiny
+chain profile."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -137,3 +138,17 @@ def interview_videos(tmp_path: Path) -> tuple[Path, Path]:
     manifest.write_text("path,subject,session,hallucination,apathy\nv0.mp4,s1,a,3,1.5\nv1.mp4,s1,b,5,\n"
                         "v2.mp4,s2,a,2,4\n", encoding="utf-8")
     return manifest, root
+
+
+def tiny_chain_profile(description: str, notebooks: list[str], **extra: object) -> str:
+    """Profile YAML of a tiny synthetic chain (tiny world and CLIP, 1 pretraining epoch, 2 epochs of 4-frame clips).
+
+    Args:
+        description: the profile's description.
+        notebooks: the stages `reproduce` runs, e.g. ["01", "02"].
+        extra: more parameters (name: YAML scalar), after the shared ones.
+    """
+    params = {"synth_size": "tiny", "backbone": "tiny", "pretrain_epochs": 1, "pretrain_web_pictures": 16,
+              "epochs": 2, "batch_size": 8, "clip_len": 4, "optimizer": "adamw", "schedule": "cosine", **extra}
+    lines = "".join(f"  {k}: {v}\n" for k, v in params.items())
+    return f"description: {description}\nnotebooks: {notebooks}\nparameters:\n{lines}"

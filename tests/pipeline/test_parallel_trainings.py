@@ -9,25 +9,12 @@ import shutil
 import pytest
 import torch
 
+from conftest import tiny_chain_profile
 from emoclip_lib import workers
 from emoclip_lib.pipeline import notebook_settings, reproduce, run_zeroshot, train_run, training
 from emoclip_lib.workers import torch_workers
 
-PROFILE = """description: tiny chain for the parallel-training tests
-notebooks: ["01", "02"]
-parameters:
-  synth_size: tiny
-  backbone: tiny
-  pretrain_epochs: 1
-  pretrain_web_pictures: 16
-  epochs: 2
-  batch_size: 8
-  clip_len: 4
-  n_seeds: 2
-  optimizer: adamw
-  schedule: cosine
-  loco_epochs: 1
-"""
+PROFILE = tiny_chain_profile("tiny chain for the parallel-training tests", ["01", "02"], n_seeds=2, loco_epochs=1)
 
 
 def _states(run, folder: str) -> dict[str, dict[str, torch.Tensor]]:

@@ -3,22 +3,11 @@ from __future__ import annotations
 
 import torch
 
+from conftest import tiny_chain_profile
 from emoclip_lib import cli
 from emoclip_lib.pipeline import reproduce
 
-PROFILE = """description: tiny chain for the tests
-notebooks: ["01", "02", "03"]
-parameters:
-  synth_size: tiny
-  backbone: tiny
-  pretrain_epochs: 1
-  pretrain_web_pictures: 16
-  epochs: 2
-  batch_size: 8
-  clip_len: 4
-  optimizer: adamw
-  schedule: cosine
-"""
+PROFILE = tiny_chain_profile("tiny chain for the tests", ["01", "02", "03"])
 
 
 def test_train_and_reproduce_give_identical_best_checkpoints(tmp_path, capsys):
