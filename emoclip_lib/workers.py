@@ -11,6 +11,7 @@ thread (`tests/pipeline/test_parallel_trainings.py`), and no longer depend on th
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -47,6 +48,23 @@ def torch_workers(device: torch.device, jobs: int) -> int:
     if device.type != "cpu" or int(os.environ.get("WORLD_SIZE", "1")) > 1 or not can_fork() or _IN_WORKER:
         return 1
     return max(1, min(cpu_count(), jobs))
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None, device: torch.device) -> Iterator[None]:
+    """Run the block on `num_threads` torch CPU threads (CPU devices only), then restore torch's setting.
+
+    Args:
+        num_threads: threads inside the block; None keeps torch's setting.
+        device: where the block computes (nothing changes on a GPU).
+    """
+    previous = torch.get_num_threads()
+    try:
+        if num_threads is not None and device.type == "cpu":
+            torch.set_num_threads(int(num_threads))
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _run(item: object) -> object:

@@ -36,7 +36,7 @@ from .settings import RunSettings, stage_parameters
 from ..train import TrainConfig
 from ..train import split_train_val
 from ..train import train
-from ..workers import parallel_map, torch_workers
+from ..workers import parallel_map, torch_threads, torch_workers
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -180,7 +180,10 @@ def run_trainings(train_one: Callable[[T, bool], R], jobs: Sequence[T], device: 
     """`[train_one(job, progress) for job in jobs]`, on the CPU in one forked worker per core (`workers`).
 
     The trainings are independent (each has its own seed and output folder; the caches they share are keyed
-    by content and written atomically), so the records are those of one training after another.
+    by content and written atomically), so the records are those of one training after another on one thread.
+    The jobs left over when they do not fill the workers evenly (the third of three on two cores) run in this
+    process on one thread, where the frame caches they build are encoded on every core (`features.frame_cache`)
+    instead of one core waiting for one worker.
 
     Args:
         train_one: trains one job; its second argument says whether to show progress bars (False in workers).
@@ -192,7 +195,18 @@ def run_trainings(train_one: Callable[[T, bool], R], jobs: Sequence[T], device: 
     workers = torch_workers(device, len(jobs))
     if workers == 1:
         return [train_one(job, progress) for job in jobs]
-    return list(parallel_map(functools.partial(_call_quietly, train_one), jobs, desc, progress, workers, chunksize=1))
+    split = len(jobs) - len(jobs) % workers
+    _first_optimizer()
+    records = list(parallel_map(functools.partial(_call_quietly, train_one), jobs[:split], desc, progress, workers,
+                                chunksize=1))
+    with torch_threads(1, device):  # the thread count of the workers' trainings: the same numbers
+        return records + [train_one(job, progress) for job in jobs[split:]]
+
+
+def _first_optimizer() -> None:
+    """Build a throwaway optimizer: a process's first torch optimizer imports `torch._dynamo` (about 0.9 s), and
+    forked workers inherit it from here instead of each importing it."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
 
 
 def _call_quietly(train_one: Callable[[T, bool], R], job: T) -> R:

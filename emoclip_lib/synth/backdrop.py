@@ -104,7 +104,7 @@ def finish_frame(img: np.ndarray, gain: np.ndarray, bank: np.ndarray, rng: np.ra
 
     Args:
         img: (112, 112, 3) uint8 drawn frame.
-        gain: (112, 112, 1) float32 from `light_gain`.
+        gain: (112, 112, 1) float32 from `light_gain`, or the same repeated to (112, 112, 3) (faster).
         bank: noise from `noise_bank`.
         rng: random source of the clip (picks the noise crop).
     Returns:

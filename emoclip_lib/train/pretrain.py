@@ -9,13 +9,12 @@ Pairs, frame decoding and batch order live in `clip_pretrain_data`.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ from ..data import ManifestRow
 from ..model import contrastive_loss
 from ..data import augment_clip, normalize
 from ..synth import WEB_FORMAT
+from ..workers import torch_threads
 from .vocabulary import compact_token_embedding, expand_token_embedding, renumber_tokens, used_vocabulary
 
 __all__ = ["FRAME_SPAN", "PretrainData", "assemble_data", "clip_groups", "clip_logits", "embed_images", "epoch_order",
@@ -162,18 +162,6 @@ def _check_config(cfg: dict[str, Any], num_threads: int | None) -> None:
         raise UserError(f"num_threads must be at least 1 (or None), got {num_threads}")
 
 
-@contextlib.contextmanager
-def _torch_threads(num_threads: int | None, device: torch.device) -> Iterator[None]:
-    """Use `num_threads` CPU threads inside the block (CPU devices only), then restore torch's setting."""
-    previous = torch.get_num_threads()
-    try:
-        if num_threads is not None and device.type == "cpu":
-            torch.set_num_threads(int(num_threads))
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _save_final(model: nn.Module, out_path: Path, meta: dict[str, Any]) -> None:
     """The finished weights (CPU) with their meta, then the human-readable JSON sidecar."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -256,7 +244,7 @@ def pretrain_clip(rows: list[ManifestRow], root: str | Path, out_path: str | Pat
     vocabulary = used_vocabulary(data.tokens)  # train the used embedding rows only (bit-identical weights)
     data = data._replace(tokens=renumber_tokens(data.tokens, vocabulary))
     full = compact_token_embedding(model, vocabulary)  # (49408, W), the rows no caption uses
-    with _torch_threads(num_threads, dev):
+    with torch_threads(num_threads, dev):
         _fit(model.to(dev), data, meta, partial, dev, resume, max_epochs_this_call, checkpoint_seconds, progress)
     expand_token_embedding(model, full.to(dev), vocabulary)
     if meta["epochs_done"] == epochs:

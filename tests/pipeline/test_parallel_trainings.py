@@ -1,10 +1,13 @@
 """Trainings in forked workers (one per core, one torch thread each) equal the same trainings one after another on
-one thread: the same records and bit-identical checkpoints, for notebook 03's seeds and notebook 04's
-leave-one-class-out; CUDA and torchrun keep them in one process."""
+one thread: the same records and bit-identical checkpoints, for notebook 03's seeds (three on two cores: the third
+in this process on one thread) and notebook 04's leave-one-class-out; CUDA and torchrun keep them in one process."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,7 +17,7 @@ from emoclip_lib import workers
 from emoclip_lib.pipeline import notebook_settings, reproduce, run_zeroshot, train_run, training
 from emoclip_lib.workers import torch_workers
 
-PROFILE = tiny_chain_profile("tiny chain for the parallel-training tests", ["01", "02"], n_seeds=2, loco_epochs=1)
+PROFILE = tiny_chain_profile("tiny chain for the parallel-training tests", ["01", "02"], n_seeds=3, loco_epochs=1)
 
 
 def _states(run, folder: str) -> dict[str, dict[str, torch.Tensor]]:
@@ -48,7 +51,7 @@ def test_forked_trainings_equal_serial_ones(prepared, tmp_path, monkeypatch):
         runs[name] = _run_03_04(profile, run)
         monkeypatch.undo()
     serial, forked = runs["serial"], runs["forked"]
-    assert [r["seed"] for r in forked["03"]] == [0, 1]
+    assert [r["seed"] for r in forked["03"]] == [0, 1, 2]
     assert json.dumps(forked["03"], sort_keys=True) == json.dumps(serial["03"], sort_keys=True)
     assert len(forked["loco"]) >= 2  # held-out classes with a test clip in the tiny world
     assert json.dumps(forked["loco"], sort_keys=True) == json.dumps(serial["loco"], sort_keys=True)
@@ -78,6 +81,39 @@ def test_trainings_stay_in_this_process_on_cuda_under_torchrun_and_for_one_job(m
     assert torch_workers(torch.device("cpu"), 2) == 2
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert torch_workers(torch.device("cpu"), 11) == 1
+
+
+def test_left_over_trainings_run_here_on_one_thread(monkeypatch):
+    if not workers.can_fork():
+        pytest.skip("needs fork")
+    monkeypatch.setattr(workers, "cpu_count", lambda: 2)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        where = training.run_trainings(lambda job, progress: (job, os.getpid(), torch.get_num_threads()),
+                                       [0, 1, 2], torch.device("cpu"), "t")
+        assert torch.get_num_threads() == 2  # restored after the left-over training
+    finally:
+        torch.set_num_threads(previous)
+    assert [w[0] for w in where] == [0, 1, 2]
+    assert where[0][1] != os.getpid() and where[1][1] != os.getpid()  # two in workers
+    assert where[2][1:] == (os.getpid(), 1)  # the third here, on the workers' one thread
+
+
+def test_workers_inherit_the_optimizer_import_from_here():
+    # a process's first torch optimizer imports torch._dynamo (~0.9 s): done once before the fork, not per worker
+    code = ("import sys, torch\n"
+            "from emoclip_lib import workers\n"
+            "from emoclip_lib.pipeline import training\n"
+            "assert 'torch._dynamo' not in sys.modules\n"
+            "workers.cpu_count = lambda: 2\n"
+            "print(training.run_trainings(lambda job, progress: 'torch._dynamo' in sys.modules, [0, 1],\n"
+            "                             torch.device('cpu'), 't'))\n")
+    if not workers.can_fork():
+        pytest.skip("needs fork")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[True, True]"
 
 
 def test_a_failing_training_in_a_worker_raises_its_error_here():

@@ -20,6 +20,7 @@ from emoclip_lib.errors import UserError
 from emoclip_lib.cli import synth as cli_synth
 from emoclip_lib.synth.captions import (CLASS_WORDS, EXTRA_SENTENCES, PHRASES, STILL_SENTENCES,
                                         class_word_pattern, make_caption)
+from emoclip_lib.synth.backdrop import finish_frame, light_gain, noise_bank
 from emoclip_lib.synth.cohort import ITEMS, plan_cohort, render_session
 from emoclip_lib.synth.descriptions import characteristic_components, write_class_descriptions
 from emoclip_lib.synth.faces import COMPONENTS, mouth_box
@@ -279,3 +280,14 @@ def test_cli_refuses_non_empty_folder_unless_forced(tmp_path: Path, capsys: pyte
         generate_world(tmp_path / "neg", "tiny", seed=-1, progress=False)
     with pytest.raises(UserError, match="size"):
         generate_world(tmp_path / "big", "huge", seed=0, progress=False)
+
+
+def test_a_three_channel_gain_gives_the_frames_of_the_one_channel_gain() -> None:
+    # ClipCanvas keeps the lighting gain repeated to 3 channels (faster to multiply): the same frames
+    scene = sample_scene(np.random.default_rng(4))
+    img = np.random.default_rng(5).integers(0, 256, (112, 112, 3), dtype=np.uint8)
+    bank = noise_bank(scene, np.random.default_rng(6))
+    gain = light_gain(scene)  # (112, 112, 1)
+    one = finish_frame(img, gain, bank, np.random.default_rng(7))
+    three = finish_frame(img, np.repeat(gain, 3, axis=2), bank, np.random.default_rng(7))
+    assert gain.shape == (112, 112, 1) and np.array_equal(one, three)
